@@ -1,0 +1,9 @@
+"""CLI commands: db."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Attach this area's commands."""

@@ -1,0 +1,1 @@
+"""The compiler: routing.yaml -> validated, frozen RoutingTable -> generated/ files."""

@@ -1,0 +1,35 @@
+"""The exception tree and the Diagnostic every validation problem is reported as."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ConfigError", "Diagnostic", "RoutectlError"]
+
+
+class RoutectlError(Exception):
+    """Base of routectl's own errors."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Diagnostic:
+    """One problem in routing.yaml, pointing at a line and column (1-based)."""
+
+    line: int
+    col: int
+    path: str  # YAML path, e.g. collections.flash2.5.members[1].weight
+    message: str
+    file: str = "routing.yaml"
+
+    def format(self) -> str:
+        """gcc style: FILE:LINE:COL: error: PATH: MESSAGE."""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.col}: error: {where}{self.message}"
+
+
+class ConfigError(RoutectlError):
+    """routing.yaml is invalid; carries every diagnostic found, sorted."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))

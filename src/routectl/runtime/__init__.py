@@ -1,0 +1,1 @@
+"""The runtime: serves OpenAI-compatible requests from a frozen RoutingTable."""

@@ -1,0 +1,416 @@
+"""The frozen routing table: the one contract between the compiler and the runtime.
+
+Stdlib and orjson only, so a runtime container never needs the compiler's dependencies.
+Everything that can be decided before a request arrives is decided by the compiler and stored
+here: normalized weights, member order, per-model connection lists, the alias map, key digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+__all__ = [
+    "TABLE_FORMAT",
+    "Collection",
+    "Connection",
+    "Defaults",
+    "Member",
+    "Model",
+    "Organization",
+    "Provider",
+    "RoutingTable",
+    "TableError",
+    "User",
+    "dump_table",
+    "load_table",
+    "load_table_bytes",
+    "table_from_dict",
+    "table_to_dict",
+]
+
+TABLE_FORMAT = 1
+
+OwnerKind = Literal["user", "organization", "platform"]
+Scope = Literal["system", "organization", "user"]
+
+
+class TableError(Exception):
+    """The table file is missing, malformed, or its hash does not match its content."""
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    cooldown_s: float = 30.0
+    timeout_ms: int = 60000
+    max_attempts: int = 3
+    fallback_on: tuple[str, ...] = ("429", "500", "502", "503", "504", "timeout", "connect_error")
+    allowed_fails: int = 3
+    priority_user: int = 100
+    priority_organization: int = 50
+    priority_platform: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    handle: str
+    display_name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    handle: str
+    display_name: str
+    # organizations this user belongs to, sorted; derived from organizations.*.members
+    organizations: tuple[str, ...]
+    api_keys: tuple[str, ...]  # "sha256:<hex>" digests
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    api: Literal["openai", "anthropic", "echo"]
+    base_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: str  # "provider/model-name"
+    provider: str
+    name: str  # the part after "provider/"
+    context_window: int | None
+    max_output_tokens: int | None
+    input_per_mtok: float
+    output_per_mtok: float
+    capabilities: tuple[str, ...]
+    trust_level: int
+    free: bool
+
+    @property
+    def cost(self) -> float:
+        """The cost key used by cost_optimized and least_used tie-breaks."""
+        return self.input_per_mtok + self.output_per_mtok
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    id: str
+    owner: str  # user handle, org handle, or "platform"
+    owner_kind: OwnerKind
+    provider: str
+    api: Literal["openai", "anthropic", "echo"]
+    base_url: str | None  # resolved: the connection's own, else its provider's
+    api_key_env: str | None  # the env var NAME; the secret itself never enters the table
+    priority: int  # resolved: explicit, else the owner kind's default
+    models: tuple[str, ...]
+    # resolved for every model of the connection: the name the upstream knows
+    upstream_names: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    model: str  # as written: "provider/model" or "handle/provider/model"
+    model_id: str  # "provider/model"
+    handle: str | None  # set when the member pins a handle's connections
+    weight: float  # as written (0.001-1.0)
+    normalized_weight: float  # weight / sum of the active members' weights; 0 when inactive
+    priority: int
+    tags: tuple[str, ...]
+    active: bool
+    declared_index: int  # position in routing.yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    name: str
+    display_name: str
+    description: str
+    scope: Scope
+    owner: str | None
+    strategy: str  # as written: "fallback" stays "fallback"
+    aliases: tuple[str, ...]
+    # ordered by priority descending, then declared order: the order strategies walk
+    members: tuple[Member, ...]
+    fallback_on: tuple[str, ...]  # resolved against defaults
+    max_attempts: int
+    timeout_ms: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    format: int
+    defaults: Defaults
+    organizations: dict[str, Organization]
+    users: dict[str, User]
+    providers: dict[str, Provider]
+    models: dict[str, Model]
+    connections: dict[str, Connection]
+    # model id -> connection ids serving it, priority descending then id: the fallback order
+    model_connections: dict[str, tuple[str, ...]]
+    collections: dict[str, Collection]
+    aliases: dict[str, str]  # exact name (alias or system collection name) -> collection name
+    api_keys: dict[str, str]  # "sha256:<hex>" -> user handle
+    sha256: str = ""
+
+
+# ---------------------------------------------------------------- to / from plain data
+
+
+def _defaults_to_dict(d: Defaults) -> dict[str, Any]:
+    return {
+        "allowed_fails": d.allowed_fails,
+        "cooldown_s": d.cooldown_s,
+        "fallback_on": list(d.fallback_on),
+        "max_attempts": d.max_attempts,
+        "priority": {
+            "organization": d.priority_organization,
+            "platform": d.priority_platform,
+            "user": d.priority_user,
+        },
+        "timeout_ms": d.timeout_ms,
+    }
+
+
+def table_to_dict(table: RoutingTable) -> dict[str, Any]:
+    """Plain JSON-ready data of a table, without its sha256."""
+    return {
+        "format": table.format,
+        "defaults": _defaults_to_dict(table.defaults),
+        "organizations": {
+            h: {"display_name": o.display_name, "members": list(o.members)}
+            for h, o in table.organizations.items()
+        },
+        "users": {
+            h: {
+                "display_name": u.display_name,
+                "organizations": list(u.organizations),
+                "api_keys": list(u.api_keys),
+            }
+            for h, u in table.users.items()
+        },
+        "providers": {
+            n: {"api": p.api, "base_url": p.base_url} for n, p in table.providers.items()
+        },
+        "models": {
+            i: {
+                "provider": m.provider,
+                "name": m.name,
+                "context_window": m.context_window,
+                "max_output_tokens": m.max_output_tokens,
+                "pricing": {
+                    "input_per_mtok": m.input_per_mtok,
+                    "output_per_mtok": m.output_per_mtok,
+                },
+                "capabilities": list(m.capabilities),
+                "trust_level": m.trust_level,
+                "free": m.free,
+            }
+            for i, m in table.models.items()
+        },
+        "connections": {
+            i: {
+                "owner": c.owner,
+                "owner_kind": c.owner_kind,
+                "provider": c.provider,
+                "api": c.api,
+                "base_url": c.base_url,
+                "api_key_env": c.api_key_env,
+                "priority": c.priority,
+                "models": list(c.models),
+                "upstream_names": dict(c.upstream_names),
+            }
+            for i, c in table.connections.items()
+        },
+        "model_connections": {m: list(ids) for m, ids in table.model_connections.items()},
+        "collections": {n: _collection_to_dict(c) for n, c in table.collections.items()},
+        "aliases": dict(table.aliases),
+        "api_keys": dict(table.api_keys),
+    }
+
+
+def _collection_to_dict(c: Collection) -> dict[str, Any]:
+    return {
+        "display_name": c.display_name,
+        "description": c.description,
+        "scope": c.scope,
+        "owner": c.owner,
+        "strategy": c.strategy,
+        "aliases": list(c.aliases),
+        "members": [
+            {
+                "model": m.model,
+                "model_id": m.model_id,
+                "handle": m.handle,
+                "weight": m.weight,
+                "normalized_weight": m.normalized_weight,
+                "priority": m.priority,
+                "tags": list(m.tags),
+                "active": m.active,
+                "declared_index": m.declared_index,
+            }
+            for m in c.members
+        ],
+        "fallback_on": list(c.fallback_on),
+        "max_attempts": c.max_attempts,
+        "timeout_ms": c.timeout_ms,
+        "metadata": c.metadata,
+    }
+
+
+def table_from_dict(data: dict[str, Any], sha256: str = "") -> RoutingTable:
+    """Build a table from plain data (the inverse of table_to_dict)."""
+    try:
+        d = data["defaults"]
+        prio = d["priority"]
+        defaults = Defaults(
+            cooldown_s=float(d["cooldown_s"]),
+            timeout_ms=int(d["timeout_ms"]),
+            max_attempts=int(d["max_attempts"]),
+            fallback_on=tuple(str(x) for x in d["fallback_on"]),
+            allowed_fails=int(d["allowed_fails"]),
+            priority_user=int(prio["user"]),
+            priority_organization=int(prio["organization"]),
+            priority_platform=int(prio["platform"]),
+        )
+        return RoutingTable(
+            format=int(data["format"]),
+            defaults=defaults,
+            organizations={
+                h: Organization(h, o["display_name"], tuple(o["members"]))
+                for h, o in data["organizations"].items()
+            },
+            users={
+                h: User(h, u["display_name"], tuple(u["organizations"]), tuple(u["api_keys"]))
+                for h, u in data["users"].items()
+            },
+            providers={
+                n: Provider(n, p["api"], p["base_url"]) for n, p in data["providers"].items()
+            },
+            models={
+                i: Model(
+                    id=i,
+                    provider=m["provider"],
+                    name=m["name"],
+                    context_window=m["context_window"],
+                    max_output_tokens=m["max_output_tokens"],
+                    input_per_mtok=float(m["pricing"]["input_per_mtok"]),
+                    output_per_mtok=float(m["pricing"]["output_per_mtok"]),
+                    capabilities=tuple(m["capabilities"]),
+                    trust_level=int(m["trust_level"]),
+                    free=bool(m["free"]),
+                )
+                for i, m in data["models"].items()
+            },
+            connections={
+                i: Connection(
+                    id=i,
+                    owner=c["owner"],
+                    owner_kind=c["owner_kind"],
+                    provider=c["provider"],
+                    api=c["api"],
+                    base_url=c["base_url"],
+                    api_key_env=c["api_key_env"],
+                    priority=int(c["priority"]),
+                    models=tuple(c["models"]),
+                    upstream_names=dict(c["upstream_names"]),
+                )
+                for i, c in data["connections"].items()
+            },
+            model_connections={m: tuple(ids) for m, ids in data["model_connections"].items()},
+            collections={n: _collection_from_dict(n, c) for n, c in data["collections"].items()},
+            aliases=dict(data["aliases"]),
+            api_keys=dict(data["api_keys"]),
+            sha256=sha256,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TableError(f"malformed routing table: {exc!r}") from exc
+
+
+def _collection_from_dict(name: str, c: dict[str, Any]) -> Collection:
+    return Collection(
+        name=name,
+        display_name=c["display_name"],
+        description=c["description"],
+        scope=c["scope"],
+        owner=c["owner"],
+        strategy=c["strategy"],
+        aliases=tuple(c["aliases"]),
+        members=tuple(
+            Member(
+                model=m["model"],
+                model_id=m["model_id"],
+                handle=m["handle"],
+                weight=float(m["weight"]),
+                normalized_weight=float(m["normalized_weight"]),
+                priority=int(m["priority"]),
+                tags=tuple(m["tags"]),
+                active=bool(m["active"]),
+                declared_index=int(m["declared_index"]),
+            )
+            for m in c["members"]
+        ),
+        fallback_on=tuple(str(x) for x in c["fallback_on"]),
+        max_attempts=int(c["max_attempts"]),
+        timeout_ms=int(c["timeout_ms"]),
+        metadata=dict(c["metadata"]),
+    )
+
+
+# ---------------------------------------------------------------- canonical bytes and hash
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    return orjson.dumps(data, option=_CANONICAL) + b"\n"
+
+
+def content_hash(data: dict[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of the table's content (everything but `sha256`)."""
+    body = {k: v for k, v in data.items() if k != "sha256"}
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def dump_table(table: RoutingTable) -> tuple[bytes, str]:
+    """Canonical bytes of the table with its own hash inside, and that hash."""
+    data = table_to_dict(table)
+    digest = content_hash(data)
+    data["sha256"] = digest
+    return _canonical(data), digest
+
+
+def load_table_bytes(raw: bytes) -> RoutingTable:
+    """Parse table bytes, verify the recorded sha256 against the content, and build the table."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise TableError(f"routing table is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TableError("routing table must be a JSON object")
+    recorded = data.get("sha256")
+    if not isinstance(recorded, str):
+        raise TableError("routing table has no sha256; was it produced by `routectl compile`?")
+    actual = content_hash(data)
+    if actual != recorded:
+        raise TableError(
+            f"routing table hash mismatch: recorded {recorded}, content is {actual}; "
+            "the file was edited by hand — recompile it with `routectl compile`"
+        )
+    if data.get("format") != TABLE_FORMAT:
+        raise TableError(f"unsupported routing table format {data.get('format')!r}")
+    return table_from_dict(data, sha256=recorded)
+
+
+def load_table(path: str | Path) -> RoutingTable:
+    """Load and verify generated/routing_table.json."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise TableError(f"cannot read routing table {path}: {exc.strerror}") from exc
+    return load_table_bytes(raw)
