@@ -35,5 +35,25 @@ demo: setup
 	$(BIN)/routectl compile
 	$(BIN)/routectl serve --host 127.0.0.1 --port $${PORT:-8080}
 
+# Benchmark harness (docs/performance.md): bounded in time, 127.0.0.1 only. Installs wrk from the OS
+# packages when it is missing and that is possible; otherwise bench/run.py uses its Python load generator.
+bench: setup
+	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& (timeout 300 apt-get install -y -qq wrk >/dev/null 2>&1 \
+		    || { timeout 120 apt-get update -qq >/dev/null 2>&1 && timeout 300 apt-get install -y -qq wrk >/dev/null 2>&1; }) \
+		|| echo "bench: wrk not installed; using the Python load generator"; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# LiteLLM in its own venv for the side-by-side figures. Pinned exactly: 1.106 is the line the issue measured, it
+# predates the compromised 1.107.0 release, and its pins resolve here. Time-bounded; never breaks `make bench`.
+LITELLM_VENV := bench/.peers/litellm-venv
+LITELLM_SPEC ?= litellm[proxy]==1.106.0
+bench-peers:
+	@mkdir -p bench/.peers
+	@[ -x $(LITELLM_VENV)/bin/python ] || $(PYTHON) -m venv $(LITELLM_VENV)
+	timeout 900 $(LITELLM_VENV)/bin/pip install -q --disable-pip-version-check '$(LITELLM_SPEC)' \
+		&& $(LITELLM_VENV)/bin/python -c "import importlib.metadata as m; print('litellm', m.version('litellm'), 'installed in $(LITELLM_VENV)')" \
+		|| echo "bench-peers: could not install $(LITELLM_SPEC); make bench will report LiteLLM as not installed"
+
 clean:
 	rm -rf $(VENV) build src/*.egg-info

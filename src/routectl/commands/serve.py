@@ -1,9 +1,153 @@
-"""CLI commands: serve."""
+"""CLI commands: serve (the runtime). Imports only the runtime, never the compiler."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
 import click
+
+DEFAULT_TABLE = "generated/routing_table.json"
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("routectl.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    other = logging.StreamHandler(sys.stderr)
+    other.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    runtime = logging.getLogger("routectl.runtime")
+    runtime.addHandler(other)
+    runtime.setLevel(logging.INFO)
+    runtime.propagate = False
+
+
+async def _serve(
+    table_path: Path, host: str, port: int, max_body_bytes: int, reuse_port: bool
+) -> None:
+    from aiohttp import web
+
+    from routectl.runtime.app import create_app
+    from routectl.runtime.keys import RUNTIME
+    from routectl.table import load_table
+
+    table = load_table(table_path)
+    app = create_app(table, max_body_bytes=max_body_bytes, table_path=table_path)
+    runtime = app[RUNTIME]
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    await site.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_from_file)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    logging.getLogger("routectl.runtime").info(
+        "serving %s (table %s) on http://%s:%d (pid %d)",
+        table_path,
+        table.sha256,
+        host,
+        port,
+        os.getpid(),
+    )
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _run_worker(
+    table_path: Path, host: str, port: int, max_body_bytes: int, reuse_port: bool
+) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional
+        asyncio.run(_serve(table_path, host, port, max_body_bytes, reuse_port))
+    else:
+        uvloop.run(_serve(table_path, host, port, max_body_bytes, reuse_port))
+
+
+def _run_workers(n: int, table_path: Path, host: str, port: int, max_body_bytes: int) -> int:
+    """Fork n workers sharing the port (SO_REUSEPORT); forward SIGHUP/SIGTERM/SIGINT to them."""
+    children: list[int] = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 0
+            try:
+                _run_worker(table_path, host, port, max_body_bytes, True)
+            except BaseException:  # a worker must exit, never return into the parent's code
+                logging.getLogger("routectl.runtime").exception("worker failed")
+                code = 1
+            os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    status = 0
+    for child in children:
+        while True:
+            try:
+                _, code = os.waitpid(child, 0)
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+        status = status or (1 if os.waitstatus_to_exitcode(code) not in (0, -signal.SIGTERM) else 0)
+    return status
 
 
 def register(group: click.Group) -> None:
     """Attach this area's commands."""
+
+    @group.command()
+    @click.option(
+        "--table",
+        "table_path",
+        default=DEFAULT_TABLE,
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The compiled routing table (hash verified).",
+    )
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+    @click.option(
+        "--workers",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1, 256),
+        help="Processes sharing the port (SO_REUSEPORT).",
+    )
+    @click.option(
+        "--max-body-bytes",
+        default=10 * 1024 * 1024,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Larger request bodies get 413 request_too_large.",
+    )
+    def serve(table_path: Path, host: str, port: int, workers: int, max_body_bytes: int) -> None:
+        """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it."""
+        from routectl.table import TableError, load_table
+
+        try:
+            load_table(table_path)  # fail fast, before binding or forking
+        except TableError as exc:
+            raise click.ClickException(str(exc)) from exc
+        _setup_logging()
+        if workers == 1:
+            _run_worker(table_path, host, port, max_body_bytes, False)
+            return
+        sys.exit(_run_workers(workers, table_path, host, port, max_body_bytes))

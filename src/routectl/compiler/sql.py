@@ -1,10 +1,65 @@
-"""PostgreSQL seed and migrations rendered from compiled tables (see the database issue)."""
+"""PostgreSQL seed and migrations rendered from compiled tables (see docs/database.md)."""
 
 from __future__ import annotations
 
-from routectl.table import RoutingTable
+from pathlib import PurePosixPath
+
+from routectl.compiler.db.chain import MigrationFile, parse_chain
+from routectl.compiler.db.compare import compare
+from routectl.compiler.db.render import render_migration, render_seed
+from routectl.compiler.db.slug import slug_for
+from routectl.table import RoutingTable, dump_table
 
 __all__ = ["sql_outputs", "verify_migrations"]
+
+SEED = "seed.sql"
+MIGRATIONS = "migrations"
+
+
+def _hash(table: RoutingTable) -> str:
+    return table.sha256 or dump_table(table)[1]
+
+
+def _migration_files(existing: dict[str, bytes]) -> dict[str, bytes]:
+    """The files of generated/migrations/, whether keyed as `migrations/X.sql` or `X.sql`."""
+    out = {}
+    for path, data in existing.items():
+        pure = PurePosixPath(path)
+        if pure.name == SEED and len(pure.parts) == 1:
+            continue
+        if len(pure.parts) == 1 or pure.parts[-2] == MIGRATIONS:
+            out[f"{MIGRATIONS}/{pure.name}"] = data
+    return out
+
+
+def _next_migration(
+    previous: RoutingTable | None, new: RoutingTable, new_hash: str, chain: list[MigrationFile]
+) -> tuple[str, str] | None:
+    """(relative path, text) of the migration this compile adds, or None when nothing changed."""
+    if not chain:
+        ops = compare(None, new)
+        name = "0001_initial"
+        return f"{MIGRATIONS}/{name}.sql", render_migration(
+            number=1, name=name, from_hash=None, to_hash=new_hash, ops=ops
+        )
+    last = chain[-1]
+    if last.to_hash == new_hash:
+        return None
+    number = max(m.number for m in chain) + 1
+    if previous is not None and _hash(previous) == last.to_hash:
+        ops = compare(previous, new)
+        name = f"{number:04d}_{slug_for(ops)}"
+        text = render_migration(
+            number=number, name=name, from_hash=last.to_hash, to_hash=new_hash, ops=ops
+        )
+    else:
+        # the table the chain ends at is not the one in generated/ (deleted or edited by hand):
+        # without it there is nothing to diff against, so converge to the whole new state
+        name = f"{number:04d}_resync"
+        text = render_migration(
+            number=number, name=name, from_hash=last.to_hash, to_hash=new_hash, ops=[], resync=new
+        )
+    return f"{MIGRATIONS}/{name}.sql", text
 
 
 def sql_outputs(
@@ -16,9 +71,44 @@ def sql_outputs(
     current files under generated/migrations/ keyed by relative path. Returns seed.sql and,
     when the table changed, the one new migration file.
     """
-    return {}
+    new_hash = _hash(new)
+    chain, _ = parse_chain(_migration_files(existing))
+    out: dict[str, bytes] = {}
+    migration = _next_migration(previous, new, new_hash, chain)
+    number = chain[-1].number if chain else None
+    if migration is not None:
+        path, text = migration
+        out[path] = text.encode()
+        number = int(PurePosixPath(path).name[:4])
+    out[SEED] = render_seed(new, to_hash=new_hash, number=number).encode()
+    return out
 
 
 def verify_migrations(existing: dict[str, bytes], table: RoutingTable) -> list[str]:
     """Problems with the migration chain in generated/migrations/ (empty when it is sound)."""
-    return []
+    chain, problems = parse_chain(_migration_files(existing))
+    if not chain:
+        return [*problems, "migrations/ holds no migrations; run `routectl compile`"]
+    for index, m in enumerate(chain, start=1):
+        where = m.path
+        if m.number != index:
+            expected = f"{index:04d}"
+            problems.append(
+                f"{where}: numbered {m.number:04d}, expected {expected} (migrations must be "
+                "numbered 0001, 0002, ... without gaps or repeats)"
+            )
+        if index == 1:
+            if m.from_hash is not None:
+                problems.append(f"{where}: the first migration must start from the empty database")
+        elif m.from_hash != chain[index - 2].to_hash:
+            problems.append(
+                f"{where}: starts from table {m.from_hash or 'empty'}, but the previous "
+                f"migration ends at {chain[index - 2].to_hash}"
+            )
+    expected_hash = _hash(table)
+    if chain[-1].to_hash != expected_hash:
+        problems.append(
+            f"{chain[-1].path}: the chain ends at table {chain[-1].to_hash}, "
+            f"but routing.yaml compiles to {expected_hash}; run `routectl compile`"
+        )
+    return problems

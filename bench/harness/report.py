@@ -1,0 +1,245 @@
+"""The bench's output: one Markdown table, ratio lines, the issue's goals checked, the table-size figure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.load import LoadResult, TtfcResult
+from harness.tablesize import TableFigure
+
+DIRECT = "direct"
+PASSTHROUGH = "passthrough"
+ROUTECTL_1W = "routectl (1 worker)"
+ROUTECTL_2W = "routectl (2 workers)"
+LITELLM_PREFIX = "LiteLLM"
+PROVIDER_MODEL = "provider/model"
+
+
+@dataclass
+class Row:
+    """One measured scenario of one target."""
+
+    target: str
+    route: str
+    stream: bool
+    conc: int
+    load: LoadResult | None = None
+    ttfc: TtfcResult | None = None
+    cpu_us: float | None = None
+    rss_mb: float | None = None
+    note: str = ""
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def _plus(x: float | None, base: float | None) -> str:
+    if x is None or base is None:
+        return "—"
+    return f"{x - base:+.2f}"
+
+
+def find(
+    rows: Iterable[Row], target: str, stream: bool, conc: int, route: str | None = None
+) -> Row | None:
+    """The measured row of a target and scenario (route None: the target's first route)."""
+    for r in rows:
+        if (
+            (
+                r.target == target
+                or (target == LITELLM_PREFIX and r.target.startswith(LITELLM_PREFIX))
+            )
+            and r.stream == stream
+            and r.conc == conc
+            and (route is None or r.route == route)
+            and r.load is not None
+        ):
+            return r
+    return None
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The one results table; added latency is against `direct` in the same mode and concurrency."""
+    head = (
+        "| target | request | mode | conc | req/s | p50 ms | p99 ms | +p50 ms | +p99 ms "
+        "| TTFC p50 ms | +TTFC ms | CPU µs/req | peak RSS MB | errors |\n"
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    )
+    out = [head]
+    for r in rows:
+        mode = "stream" if r.stream else "json"
+        if r.load is None:
+            out.append(
+                f"| {r.target} | {r.route} | {mode} | {r.conc} | {r.note or 'not run'} |"
+                + " — |" * 9
+            )
+            continue
+        base = find(rows, DIRECT, r.stream, r.conc)
+        base_ttfc = base.ttfc if base is not None else None
+        is_base = r.target == DIRECT
+        ld = r.load
+        out.append(
+            "| "
+            + " | ".join(
+                [
+                    r.target,
+                    r.route,
+                    mode,
+                    str(r.conc),
+                    f"{ld.rps:,.0f}",
+                    _f(ld.p50_ms),
+                    _f(ld.p99_ms),
+                    "—"
+                    if is_base or base is None
+                    else _plus(ld.p50_ms, base.load.p50_ms if base.load else None),
+                    "—"
+                    if is_base or base is None
+                    else _plus(ld.p99_ms, base.load.p99_ms if base.load else None),
+                    _f(r.ttfc.ttfc_p50_ms) if r.ttfc else "—",
+                    "—"
+                    if is_base or r.ttfc is None or base_ttfc is None
+                    else _plus(r.ttfc.ttfc_p50_ms, base_ttfc.ttfc_p50_ms),
+                    _f(r.cpu_us, 0),
+                    _f(r.rss_mb, 1),
+                    str(ld.errors + (r.ttfc.errors if r.ttfc else 0)),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(out)
+
+
+def _ratio(a: Row | None, b: Row | None) -> float | None:
+    if a is None or b is None or a.load is None or b.load is None or b.load.rps <= 0:
+        return None
+    return a.load.rps / b.load.rps
+
+
+def _r(x: float | None, suffix: str = "") -> str:
+    return "n/a" if x is None else f"{x:.2f}{suffix}"
+
+
+def ratio_lines(rows: list[Row], routes: list[str]) -> list[str]:
+    """routectl / passthrough and routectl / LiteLLM req/s, from this run."""
+    lines: list[str] = []
+    for target in (ROUTECTL_1W, ROUTECTL_2W):
+        for stream in (False, True):
+            for conc in (64, 1):
+                parts = []
+                for route in routes:
+                    x = _ratio(
+                        find(rows, target, stream, conc, route),
+                        find(rows, PASSTHROUGH, stream, conc),
+                    )
+                    if x is not None:
+                        parts.append(f"{route} {x:.2f}")
+                if parts:
+                    mode = "streaming" if stream else "non-streaming"
+                    lines.append(
+                        f"- {target} / passthrough req/s, {mode}, c={conc}: " + ", ".join(parts)
+                    )
+    for stream in (False, True):
+        for conc in (64, 1):
+            x = _ratio(
+                find(rows, ROUTECTL_1W, stream, conc, PROVIDER_MODEL),
+                find(rows, LITELLM_PREFIX, stream, conc, PROVIDER_MODEL),
+            )
+            if x is not None:
+                mode = "streaming" if stream else "non-streaming"
+                lines.append(
+                    f"- {ROUTECTL_1W} / LiteLLM req/s, provider/model, {mode}, c={conc}: {x:.1f}x"
+                )
+    return lines
+
+
+def _check(ok: bool | None, text: str) -> str:
+    mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
+    return f"- {mark} {text}"
+
+
+def goal_lines(rows: list[Row], routes: list[str], big: TableFigure | None) -> list[str]:
+    """The issue's goals, checked against this run (ratios are from the same run)."""
+    out: list[str] = []
+    for route in routes:
+        x = _ratio(find(rows, ROUTECTL_1W, False, 64, route), find(rows, PASSTHROUGH, False, 64))
+        out.append(
+            _check(
+                None if x is None else x >= 0.8,
+                f"non-streaming req/s >= 0.8 x passthrough ({route}): {_r(x)}",
+            )
+        )
+    x = _ratio(
+        find(rows, ROUTECTL_1W, False, 64, PROVIDER_MODEL),
+        find(rows, LITELLM_PREFIX, False, 64, PROVIDER_MODEL),
+    )
+    out.append(
+        _check(None if x is None else x >= 40, f"non-streaming req/s >= 40 x LiteLLM: {_r(x, 'x')}")
+    )
+    direct = find(rows, DIRECT, False, 1)
+    for route in routes:
+        r = find(rows, ROUTECTL_1W, False, 1, route)
+        if r is None or direct is None or r.load is None or direct.load is None:
+            out.append(_check(None, f"added latency at c=1 ({route}): not measured"))
+            continue
+        p50 = r.load.p50_ms - direct.load.p50_ms
+        p99 = r.load.p99_ms - direct.load.p99_ms
+        out.append(_check(p50 < 0.6, f"added p50 at c=1 < 0.6 ms ({route}): {p50:.2f} ms"))
+        out.append(_check(p99 < 1.2, f"added p99 at c=1 < 1.2 ms ({route}): {p99:.2f} ms"))
+    for route in routes:
+        x = _ratio(find(rows, ROUTECTL_1W, True, 64, route), find(rows, PASSTHROUGH, True, 64))
+        out.append(
+            _check(
+                None if x is None else x >= 0.8,
+                f"streaming req/s >= 0.8 x passthrough ({route}): {_r(x)}",
+            )
+        )
+    d = find(rows, DIRECT, True, 1)
+    for route in routes:
+        r = find(rows, ROUTECTL_1W, True, 1, route)
+        if r is None or d is None or r.ttfc is None or d.ttfc is None:
+            continue
+        extra = r.ttfc.ttfc_p50_ms - d.ttfc.ttfc_p50_ms
+        out.append(
+            _check(
+                extra <= 0.5, f"time to first chunk <= direct + 0.5 ms ({route}): +{extra:.2f} ms"
+            )
+        )
+    for route in routes:
+        r = find(rows, ROUTECTL_1W, False, 64, route)
+        cpu = r.cpu_us if r is not None else None
+        out.append(
+            _check(
+                None if cpu is None else cpu < 300,
+                f"CPU per request < 300 µs ({route}, c=64): {_f(cpu, 0)} µs",
+            )
+        )
+    if big is not None:
+        rss = big.serve_rss_mb if big.serve_rss_mb is not None else big.peak_rss_mb
+        out.append(
+            _check(rss < 150, f"RSS < 150 MB with {big.collections:,} collections: {rss:.1f} MB")
+        )
+        out.append(
+            _check(
+                big.load_s < 1.0,
+                f"{big.collections:,}-collection table loaded in < 1 s: {big.load_s:.2f} s",
+            )
+        )
+    return out
+
+
+def table_size_markdown(figures: list[TableFigure]) -> str:
+    """The table-size figures: load_table and create_app in a fresh interpreter, and `routectl serve`."""
+    out = [
+        "| table | collections | file MB | load_table s | create_app s | peak RSS MB (load + app) "
+        "| serve ready s | serve peak RSS MB |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for f in figures:
+        out.append(
+            f"| {f.label} | {f.collections:,} | {f.file_mb:.1f} | {f.load_s:.3f} | {_f(f.app_s, 3)} "
+            f"| {f.peak_rss_mb:.1f} | {_f(f.serve_ready_s, 2)} | {_f(f.serve_rss_mb, 1)} |"
+        )
+    notes = [f"- {f.label}: {f.note}" for f in figures if f.note]
+    return "\n".join(out + notes)

@@ -1,0 +1,231 @@
+"""What the bench measures: the fake upstream, the passthrough, routectl and LiteLLM, and how to start each."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import string
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from harness.procs import Proc, ProcessGroup, wait_http
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+REPO = BENCH_DIR.parent
+VENV_BIN = Path(sys.executable).parent
+ROUTECTL = VENV_BIN / "routectl"
+LITELLM_VENV = BENCH_DIR / ".peers" / "litellm-venv"
+
+UPSTREAM_KEY = "sk-bench-upstream"  # what gateways send upstream; the fake upstream checks it
+BENCH_KEY = "rk-bench-user"  # the load generator's bearer key for routectl (bench-user)
+LITELLM_MASTER_KEY = "sk-bench-litellm-master"
+PROMPT = "Say hello in one short sentence."
+
+
+@dataclass(frozen=True)
+class Route:
+    """One kind of request: a label for the table and the `model` field that selects it."""
+
+    label: str
+    model: str
+
+
+@dataclass
+class Target:
+    """Something the load generator is pointed at."""
+
+    name: str
+    url: str  # the chat completions URL
+    headers: dict[str, str]
+    routes: list[Route]
+    proc: Proc | None = None  # the gateway process measured for CPU and RSS (None for direct)
+    concurrencies: tuple[int, ...] = (1, 64)
+    streams: tuple[bool, ...] = (False, True)
+    # a slow gateway needs longer rows: at c=64 its first answers come after a second or more
+    min_duration_s: float = 0.0
+
+
+def request_body(model: str, stream: bool) -> bytes:
+    """A small chat completion request."""
+    return orjson.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": 32,
+            "stream": stream,
+        }
+    )
+
+
+def python_argv(script: str, *args: str) -> list[str]:
+    """Run a bench script with the venv's interpreter."""
+    return [sys.executable, str(BENCH_DIR / script), *args]
+
+
+def start_upstream(group: ProcessGroup, port: int, cpus: str | None) -> Proc:
+    """The fake OpenAI upstream, requiring UPSTREAM_KEY."""
+    argv = python_argv("fake_upstream.py", "--port", str(port), "--api-key", UPSTREAM_KEY)
+    proc = group.start("fake-upstream", argv, cpus)
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc, 20)
+    return proc
+
+
+def start_passthrough(group: ProcessGroup, port: int, upstream: str, cpus: str | None) -> Proc:
+    """The bare aiohttp passthrough."""
+    argv = python_argv(
+        "passthrough.py", "--port", str(port), "--upstream", upstream, "--api-key", UPSTREAM_KEY
+    )
+    proc = group.start("passthrough", argv, cpus)
+    wait_http(f"http://127.0.0.1:{port}/", proc, 20)
+    return proc
+
+
+# ---------------------------------------------------------------- routectl
+
+
+def write_bench_config(work_dir: Path, upstream_v1: str) -> Path:
+    """bench/routing.bench.yaml with the upstream URL and the bench key's digest filled in."""
+    template = string.Template((BENCH_DIR / "routing.bench.yaml").read_text())
+    digest = "sha256:" + hashlib.sha256(BENCH_KEY.encode()).hexdigest()
+    path = work_dir / "routing.yaml"
+    path.write_text(template.substitute(UPSTREAM_URL=upstream_v1, BENCH_KEY_DIGEST=digest))
+    return path
+
+
+def compile_config(config: Path, out_dir: Path) -> Path:
+    """`routectl compile CONFIG --out OUT`; the table's path."""
+    result = subprocess.run(
+        [str(ROUTECTL), "compile", str(config), "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"routectl compile failed ({result.returncode}):\n{result.stderr[-2000:]}"
+        )
+    return out_dir / "routing_table.json"
+
+
+def serve_available() -> str | None:
+    """None when `routectl serve` exists, else why not."""
+    try:
+        result = subprocess.run(
+            [str(ROUTECTL), "serve", "--help"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"routectl serve could not run: {exc}"
+    if result.returncode != 0:
+        return (
+            "routectl serve is not available yet: "
+            + (result.stderr.strip().splitlines() or ["?"])[-1]
+        )
+    return None
+
+
+def runtime_env() -> dict[str, str]:
+    """The runtime's environment: the upstream key its connections read."""
+    return {**os.environ, "BENCH_UPSTREAM_API_KEY": UPSTREAM_KEY}
+
+
+def start_routectl(
+    group: ProcessGroup,
+    table: Path,
+    port: int,
+    workers: int,
+    cpus: str | None,
+    name: str = "routectl",
+) -> Proc:
+    """`routectl serve` on the compiled bench table."""
+    argv = [
+        str(ROUTECTL),
+        "serve",
+        "--table",
+        str(table),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    if workers != 1:
+        argv += ["--workers", str(workers)]
+    proc = group.start(f"{name}-{workers}w", argv, cpus, env=runtime_env())
+    wait_http(f"http://127.0.0.1:{port}/readyz", proc, 60)
+    return proc
+
+
+ROUTECTL_ROUTES = [
+    Route("round_robin collection", "collection/bench-rr"),
+    Route("least_used collection", "collection/bench-lu"),
+    Route("provider/model", "fake/gpt-4o-mini"),
+]
+
+
+# ---------------------------------------------------------------- LiteLLM
+
+
+def litellm_version() -> str | None:
+    """The installed LiteLLM version in bench/.peers/litellm-venv, or None."""
+    python = LITELLM_VENV / "bin" / "python"
+    if not (LITELLM_VENV / "bin" / "litellm").exists() or not python.exists():
+        return None
+    result = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def write_litellm_config(work_dir: Path, upstream_v1: str) -> Path:
+    """A LiteLLM proxy config: the same upstream model, alone and as a 3-deployment group."""
+    models = [("fake/gpt-4o-mini", "gpt-4o-mini")]
+    models += [("bench-group", name) for name in ("gpt-4o-mini", "gpt-4o", "llama-3.3-70b")]
+    lines = ["model_list:"]
+    for alias, upstream_name in models:
+        lines += [
+            f"  - model_name: {alias}",
+            "    litellm_params:",
+            f"      model: openai/{upstream_name}",
+            f"      api_base: {upstream_v1}",
+            f"      api_key: {UPSTREAM_KEY}",
+        ]
+    lines += [
+        "router_settings:",
+        "  routing_strategy: simple-shuffle",
+        "litellm_settings:",
+        "  drop_params: true",
+        "  telemetry: false",
+        "general_settings:",
+        f"  master_key: {LITELLM_MASTER_KEY}",
+    ]
+    path = work_dir / "litellm.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_litellm(group: ProcessGroup, config: Path, port: int, cpus: str | None) -> Proc:
+    """The LiteLLM proxy with one worker; no database, no network beyond 127.0.0.1."""
+    argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch of the price list from the internet
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+    }
+    env.pop("DATABASE_URL", None)
+    proc = group.start("litellm", argv, cpus, env=env)
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc, 180)
+    return proc
+
+
+LITELLM_ROUTES = [
+    Route("provider/model", "fake/gpt-4o-mini"),
+    Route("group, simple-shuffle", "bench-group"),
+]

@@ -1,0 +1,56 @@
+"""The migration chain in generated/migrations/: file names and the from/to hashes in their headers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+__all__ = ["MigrationFile", "parse_chain"]
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9._-]+)\.sql$")
+_FROM = re.compile(r"^-- from: (empty|[0-9a-f]{64})$", re.MULTILINE)
+_TO = re.compile(r"^-- to: ([0-9a-f]{64})$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationFile:
+    """One migration file as its header describes it."""
+
+    number: int
+    name: str  # file name without .sql, e.g. 0002_flash2.5_add_member_gpt-4o
+    path: str  # as given (relative to generated/)
+    from_hash: str | None  # None: the empty database
+    to_hash: str
+
+
+def parse_chain(files: dict[str, bytes]) -> tuple[list[MigrationFile], list[str]]:
+    """Parse migration files (keys: paths ending in NNNN_slug.sql) into a sorted chain and problems."""
+    chain: list[MigrationFile] = []
+    problems: list[str] = []
+    for path in sorted(files):
+        base = PurePosixPath(path).name
+        if not base.endswith(".sql"):
+            continue
+        match = _NAME.match(base)
+        if match is None:
+            problems.append(f"{path}: not a migration file name (expected NNNN_slug.sql)")
+            continue
+        text = files[path].decode("utf-8", errors="replace")
+        head = "\n".join(text.splitlines()[:10])
+        from_match, to_match = _FROM.search(head), _TO.search(head)
+        if from_match is None or to_match is None:
+            problems.append(f"{path}: header has no `-- from:` / `-- to:` hashes")
+            continue
+        raw_from = from_match.group(1)
+        chain.append(
+            MigrationFile(
+                number=int(match.group(1)),
+                name=base.removesuffix(".sql"),
+                path=path,
+                from_hash=None if raw_from == "empty" else raw_from,
+                to_hash=to_match.group(1),
+            )
+        )
+    chain.sort(key=lambda m: (m.number, m.name))
+    return chain, problems

@@ -1,0 +1,113 @@
+"""The files of generated/: planned in memory, compared with what is on disk, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from routectl.compiler import sql
+from routectl.table import RoutingTable, TableError, dump_table, load_table_bytes
+
+__all__ = [
+    "TABLE_FILE",
+    "Plan",
+    "plan_outputs",
+    "read_existing_migrations",
+    "stale_files",
+    "write_outputs",
+]
+
+TABLE_FILE = "routing_table.json"
+_MIGRATIONS = "migrations"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every file compile would write (paths relative to the output dir) and notes on the way."""
+
+    table: RoutingTable
+    files: dict[str, bytes]
+    existing_migrations: dict[str, bytes]
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_existing_migrations(out_dir: Path) -> dict[str, bytes]:
+    """Current files under out_dir/migrations, keyed by path relative to out_dir."""
+    folder = out_dir / _MIGRATIONS
+    if not folder.is_dir():
+        return {}
+    return {
+        f"{_MIGRATIONS}/{p.name}": p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()
+    }
+
+
+def _previous_table(out_dir: Path, warnings: list[str]) -> RoutingTable | None:
+    path = out_dir / TABLE_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return load_table_bytes(raw)
+    except TableError as exc:
+        warnings.append(f"ignoring {path}: {exc}")
+        return None
+
+
+def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
+    """Everything compile writes for `table`, given what out_dir holds now; writes nothing."""
+    warnings: list[str] = []
+    previous = _previous_table(out_dir, warnings)
+    existing = read_existing_migrations(out_dir)
+    table_bytes, _ = dump_table(table)
+    files = {TABLE_FILE: table_bytes}
+    for rel, content in sql.sql_outputs(previous, table, existing).items():
+        files[rel] = content
+    return Plan(
+        table=table,
+        files=dict(sorted(files.items())),
+        existing_migrations=existing,
+        warnings=warnings,
+    )
+
+
+def stale_files(plan: Plan, out_dir: Path) -> list[tuple[str, str]]:
+    """(relative path, "missing" | "differs") for each planned file not on disk as planned."""
+    out: list[tuple[str, str]] = []
+    for rel, content in plan.files.items():
+        path = out_dir / rel
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            out.append((rel, "missing"))
+            continue
+        if current != content:
+            out.append((rel, "differs"))
+    return out
+
+
+def write_outputs(plan: Plan, out_dir: Path) -> list[str]:
+    """Write the planned files whose bytes changed, each atomically; the relative paths written."""
+    written: list[str] = []
+    for rel, _reason in stale_files(plan, out_dir):
+        _write_atomic(out_dir / rel, plan.files[rel])
+        written.append(rel)
+    return written
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    # a reader (the runtime, CI) sees the old file or the new one, never half of one
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

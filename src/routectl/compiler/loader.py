@@ -1,0 +1,218 @@
+"""YAML -> plain data, with the line:col of every node, so every error can point into the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from routectl.errors import Diagnostic
+
+__all__ = ["Document", "PathKey", "format_path", "load_document"]
+
+# A path into the document: mapping keys and list indices, e.g. ("collections", "x", "members", 1).
+PathKey = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# The implicit resolvers of the safe loader by first character, as tuples: resolving is the
+# hot loop of loading (one call per scalar), and pyyaml's generic resolve also walks path
+# resolvers that the safe loader never has.
+_IMPLICIT: dict[str, tuple[tuple[str, Any], ...]] = {
+    str(first): tuple(pairs)
+    for first, pairs in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    if first is not None
+}
+assert None not in yaml.SafeLoader.yaml_implicit_resolvers
+
+
+_ScalarNode = yaml.ScalarNode
+
+# libyaml's parser is several times faster on large files; the result is the same
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    def resolve(self, kind: Any, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is _ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[:1], ()):
+                    if regexp.match(value):
+                        return str(tag)
+            return _STR
+        if kind is yaml.SequenceNode:
+            return "tag:yaml.org,2002:seq"
+        return "tag:yaml.org,2002:map"
+
+
+_TAG_WORDS = {
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+
+
+@dataclass
+class Document:
+    """Plain data of a YAML file; finds the line:col (1-based) of any path on demand.
+
+    Marks are looked up in the node tree only when a diagnostic needs one, so loading a valid
+    file pays nothing for them.
+    """
+
+    filename: str
+    data: Any
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    root: Any = None  # the yaml node tree
+    # per mapping node (by id): key -> (key node, value node), built on first lookup
+    _children: dict[int, dict[str, tuple[Any, Any]]] = field(default_factory=dict, repr=False)
+
+    def _child(self, node: Any, part: str | int) -> tuple[Any, Any] | None:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            table = self._children.get(id(node))
+            if table is None:
+                table = {}
+                for key_node, value_node in node.value:
+                    if key_node.tag == _STR:
+                        table.setdefault(key_node.value, (key_node, value_node))
+                self._children[id(node)] = table
+            return table.get(part)
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            return None, node.value[part]
+        return None
+
+    def mark(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
+        """The line:col of `path` (of its key when `key`), else of its nearest existing parent."""
+        node = self.root
+        if node is None:
+            return (1, 1)
+        key_node = None
+        for part in path:
+            found = self._child(node, part)
+            if found is None:
+                key_node = None
+                break
+            key_node, node = found
+        target = key_node if key and key_node is not None else node
+        return (target.start_mark.line + 1, target.start_mark.column + 1)
+
+    def diagnostic(self, path: PathKey, message: str, *, key: bool = False) -> Diagnostic:
+        """A Diagnostic pointing at `path` in this document."""
+        line, col = self.mark(path, key=key)
+        return Diagnostic(line, col, format_path(path), message, self.filename)
+
+
+def format_path(path: PathKey) -> str:
+    """`collections.flash2.5.members[1].weight` from ("collections", "flash2.5", "members", 1, "weight")."""
+    out: list[str] = []
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        else:
+            out.append(f".{part}" if out else part)
+    return "".join(out)
+
+
+def load_document(text: str, filename: str = "routing.yaml") -> Document:
+    """Parse YAML text into a Document; syntax errors become diagnostics, never exceptions."""
+    doc = Document(filename=filename, data=None)
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            what = exc.problem or exc.context or "invalid YAML"
+            context = f" ({exc.context})" if exc.context and exc.problem else ""
+            doc.diagnostics.append(
+                Diagnostic(line, col, "", f"YAML syntax error: {what}{context}", filename)
+            )
+            return doc
+        except yaml.YAMLError as exc:
+            doc.diagnostics.append(Diagnostic(1, 1, "", f"YAML error: {exc}", filename))
+            return doc
+        if node is None:
+            return doc
+        doc.root = node
+        builder = _Builder(loader, doc)
+        try:
+            doc.data = builder.build(node, ())
+        except yaml.YAMLError as exc:  # e.g. an unknown tag such as !!python/object
+            mark = getattr(exc, "problem_mark", None)
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = getattr(exc, "problem", None) or str(exc)
+            doc.diagnostics.append(Diagnostic(line, col, "", f"YAML error: {problem}", filename))
+            doc.data = None
+    finally:
+        loader.dispose()
+    return doc
+
+
+class _Builder:
+    """Builds plain data from a node tree, recording marks and catching duplicate keys."""
+
+    def __init__(self, loader: Any, doc: Document) -> None:
+        self._loader = loader
+        self._doc = doc
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != "tag:yaml.org,2002:map":
+                self._error(node, path, f"unsupported YAML tag {node.tag!r}")
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self._error(node, path, f"unsupported YAML tag {node.tag!r}")
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        if tag == _TIMESTAMP:
+            return node.value  # keep dates as written: the table is JSON, not Python objects
+        return self._loader.construct_object(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR:
+                key = key_node.value
+            else:
+                self._bad_key(key_node, path)
+                continue
+            if key in out:
+                first = self._doc.mark((*path, key), key=True)
+                self._error(
+                    key_node,
+                    (*path, key),
+                    f"duplicate key '{key}' (first defined at line {first[0]})",
+                )
+                continue
+            out[key] = self.build(value_node, (*path, key))
+        return out
+
+    def _bad_key(self, key_node: Any, path: PathKey) -> None:
+        if not isinstance(key_node, yaml.ScalarNode):
+            self._error(key_node, path, "a mapping key must be a plain name, not a list or mapping")
+        elif key_node.tag == "tag:yaml.org,2002:merge":
+            self._error(
+                key_node, path, "YAML merge keys (<<) are not supported; write the keys out"
+            )
+        else:
+            kind = _TAG_WORDS.get(key_node.tag, key_node.tag)
+            self._error(
+                key_node,
+                path,
+                f"key {key_node.value!r} is read as {kind}; quote it to make it a name",
+            )
+
+    def _error(self, node: Any, path: PathKey, message: str) -> None:
+        mark = node.start_mark
+        self._doc.diagnostics.append(
+            Diagnostic(
+                mark.line + 1, mark.column + 1, format_path(path), message, self._doc.filename
+            )
+        )

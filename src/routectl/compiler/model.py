@@ -1,0 +1,236 @@
+"""Authoring models of routing.yaml (format version 1): the one source of the JSON Schema.
+
+These models describe the file as people write it. They are validated strictly (no coercion of
+"1" to 1) so that what they accept is what the generated JSON Schema accepts; the compiled,
+resolved form lives in routectl.table.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "ALIAS_PATTERN",
+    "DIGEST_PATTERN",
+    "ENV_PATTERN",
+    "MEMBER_MODEL_PATTERN",
+    "MODEL_ID_PATTERN",
+    "NAME_PATTERN",
+    "STRATEGIES",
+    "Collection",
+    "Connection",
+    "Credentials",
+    "Defaults",
+    "Member",
+    "ModelSpec",
+    "Organization",
+    "OwnerPriorities",
+    "Pricing",
+    "Provider",
+    "RoutingConfig",
+    "User",
+]
+
+# Handles, provider names, collection names, connection ids: lowercase, digits, ".", "-", "_".
+# The first character is a letter or digit so names never look like paths ("..", ".hidden").
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+_NAME_BODY = r"[a-z0-9][a-z0-9._-]*"
+# The upstream part of a model id keeps the upstream's spelling (case, ":" and "@" included)
+# but never "/", so `handle/provider/model` stays unambiguous.
+_MODEL_NAME_BODY = r"[A-Za-z0-9][A-Za-z0-9._:@+-]*"
+MODEL_ID_PATTERN = rf"^{_NAME_BODY}/{_MODEL_NAME_BODY}$"
+MEMBER_MODEL_PATTERN = rf"^({_NAME_BODY}/)?{_NAME_BODY}/{_MODEL_NAME_BODY}$"
+# Aliases may carry parentheses: `auto(free)`.
+ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._()-]*$"
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+URL_PATTERN = r"^https?://[^\s]+$"
+
+STRATEGIES = (
+    "round_robin",
+    "random",
+    "weighted",
+    "priority",
+    "fallback",
+    "least_used",
+    "cost_optimized",
+    "latency_optimized",
+)
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=100)]
+ModelId = Annotated[str, StringConstraints(pattern=MODEL_ID_PATTERN, max_length=201)]
+MemberModel = Annotated[str, StringConstraints(pattern=MEMBER_MODEL_PATTERN, max_length=302)]
+Alias = Annotated[str, StringConstraints(pattern=ALIAS_PATTERN, min_length=1, max_length=100)]
+Digest = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_PATTERN, max_length=200)]
+Url = Annotated[str, StringConstraints(pattern=URL_PATTERN, max_length=2000)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Priority = Annotated[int, Field(ge=0, le=100)]
+HttpStatus = Annotated[int, Field(ge=400, le=599)]
+FallbackCondition = HttpStatus | Literal["timeout", "connect_error"]
+Strategy = Literal[
+    "round_robin",
+    "random",
+    "weighted",
+    "priority",
+    "fallback",
+    "least_used",
+    "cost_optimized",
+    "latency_optimized",
+]
+
+
+def _default_fallback_on() -> list[FallbackCondition]:
+    return [429, 500, 502, 503, 504, "timeout", "connect_error"]
+
+
+class _Strict(BaseModel):
+    # strict: YAML "1" is not the integer 1; extra=forbid: unknown keys are errors.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _NoNulls(_Strict):
+    """A model with optional keys: absent is fine, an explicit null is not (as in the schema)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value is None and key in cls.model_fields:
+                    raise ValueError(f"'{key}' must not be null")
+        return data
+
+
+class OwnerPriorities(_Strict):
+    """Default connection priority per owner kind."""
+
+    user: Priority = 100
+    organization: Priority = 50
+    platform: Priority = 0
+
+
+class Defaults(_Strict):
+    """Settings every collection and connection inherits unless it overrides them."""
+
+    priority: OwnerPriorities = OwnerPriorities()
+    cooldown_s: Annotated[float, Field(ge=0, le=86400)] = 30
+    timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)] = 60000
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    fallback_on: list[FallbackCondition] = Field(default_factory=_default_fallback_on)
+    allowed_fails: Annotated[int, Field(ge=1, le=1000)] = 3
+
+
+class Organization(_NoNulls):
+    """An organization: a handle whose members share its connections and collections."""
+
+    display_name: str | None = None
+    members: list[Name] = Field(default_factory=list)
+
+
+class User(_NoNulls):
+    """A user: a handle and the SHA-256 digests of its bearer keys."""
+
+    display_name: str | None = None
+    api_keys: list[Digest] = Field(default_factory=list)
+
+
+class Provider(_NoNulls):
+    """An upstream API dialect and its default base URL."""
+
+    api: Literal["openai", "anthropic", "echo"]
+    base_url: Url | None = None
+
+
+class Pricing(_Strict):
+    """Price per million tokens, in the account's currency."""
+
+    input_per_mtok: Annotated[float, Field(ge=0)] = 0
+    output_per_mtok: Annotated[float, Field(ge=0)] = 0
+
+
+class ModelSpec(_NoNulls):
+    """What routing needs to know about a model."""
+
+    context_window: Annotated[int, Field(ge=1)] | None = None
+    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    pricing: Pricing = Pricing()
+    capabilities: list[Tag] = Field(default_factory=list)
+    trust_level: Annotated[int, Field(ge=0, le=100)] = 50
+    free: bool = False
+
+
+class Credentials(_Strict):
+    """Where a connection's key comes from: an environment variable's name, never the key."""
+
+    api_key_env: EnvName
+
+
+class Connection(_NoNulls):
+    """An owner's access to a provider for some models."""
+
+    id: Name
+    owner: Name = Field(description="a user handle, an organization handle, or `platform`")
+    provider: Name
+    models: Annotated[list[ModelId], Field(min_length=1)]
+    credentials: Credentials | None = None
+    base_url: Url | None = None
+    priority: Priority | None = None
+    upstream_names: dict[ModelId, Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=dict
+    )
+
+
+class Member(_Strict):
+    """A model in a collection."""
+
+    model: MemberModel
+    weight: Annotated[float, Field(ge=0.001, le=1.0)] = 0.5
+    priority: Priority = 0
+    tags: list[Tag] = Field(default_factory=list)
+    active: bool = True
+
+
+class Collection(_NoNulls):
+    """A named group of models with a routing strategy."""
+
+    display_name: str | None = None
+    description: str = ""
+    scope: Literal["system", "organization", "user"]
+    owner: Name | None = None
+    strategy: Strategy
+    aliases: list[Alias] = Field(default_factory=list)
+    members: Annotated[list[Member], Field(min_length=1)]
+    fallback_on: list[FallbackCondition] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=20)] | None = None
+    timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RoutingConfig(_NoNulls):
+    """routing.yaml, format version 1."""
+
+    version: Literal[1]
+    defaults: Defaults = Defaults()
+    organizations: dict[Name, Organization] = Field(default_factory=dict)
+    users: dict[Name, User] = Field(default_factory=dict)
+    providers: dict[Name, Provider] = Field(default_factory=dict)
+    models: dict[ModelId, ModelSpec] = Field(default_factory=dict)
+    connections: list[Connection] = Field(default_factory=list)
+    collections: dict[Name, Collection] = Field(default_factory=dict)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_an_integer(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # True == 1 in Python, not in JSON Schema
+            raise ValueError("version must be the integer 1")
+        return value

@@ -1,0 +1,509 @@
+"""The effects of a routing change: pure comparison of two compiled tables, no rendering."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from routectl.review.access import (
+    access_of,
+    connection_chain,
+    may_see_collection,
+    organization_access_of,
+)
+from routectl.review.shares import Basis, expected_shares, member_key
+from routectl.table import Collection, Defaults, Member, RoutingTable
+
+__all__ = [
+    "AccessChange",
+    "Alert",
+    "CapabilityChange",
+    "CollectionChange",
+    "ConnectionChange",
+    "FirstChoiceChange",
+    "MemberShare",
+    "SettingChange",
+    "StrategyChange",
+    "TableDiff",
+    "TrafficChange",
+    "compare",
+    "empty_table",
+]
+
+Change = Literal["added", "removed", "changed", "unchanged"]
+# capabilities a request can demand (SPEC: tools, vision); losing one changes what callers can send
+WATCHED_CAPABILITIES = ("tools", "vision")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    kind: Literal["below_min_models", "falls_to_platform_keys", "capability_lost"]
+    subject: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChange:
+    kind: Literal["user", "organization"]
+    subject: str
+    gained: tuple[str, ...]
+    lost: tuple[str, ...]
+    joined: tuple[str, ...] = ()  # organizations joined (user) / members added (organization)
+    left: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionChange:
+    name: str
+    change: Literal["added", "removed"]
+    scope: str
+    owner: str | None
+    strategy: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChange:
+    collection: str
+    setting: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class MemberShare:
+    member: str
+    change: Change
+    share_before: float | None  # None: not a member on that side
+    share_after: float | None
+    details: tuple[str, ...] = ()  # e.g. "weight 0.5 -> 0.7", "deactivated"
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficChange:
+    collection: str
+    strategy_before: str | None
+    strategy_after: str | None
+    basis_before: Basis | None
+    basis_after: Basis | None
+    members: tuple[MemberShare, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyChange:
+    collection: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChange:
+    connection: str
+    owner: str
+    change: Literal["added", "removed", "priority", "models"]
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class FirstChoiceChange:
+    user: str
+    model: str
+    before: str | None  # connection id; None: the user could not use the model
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityChange:
+    collection: str
+    lost: tuple[str, ...]
+    gained: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TableDiff:
+    """Every effect, grouped; each group sorted so output is deterministic."""
+
+    base_sha: str
+    head_sha: str
+    warnings: tuple[Alert, ...] = ()
+    access: tuple[AccessChange, ...] = ()
+    collections: tuple[CollectionChange, ...] = ()
+    traffic: tuple[TrafficChange, ...] = ()
+    strategies: tuple[StrategyChange, ...] = ()
+    settings: tuple[SettingChange, ...] = ()
+    connections: tuple[ConnectionChange, ...] = ()
+    first_choices: tuple[FirstChoiceChange, ...] = ()
+    capabilities: tuple[CapabilityChange, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        """True when the change has no effect a reviewer would see."""
+        groups = (
+            self.warnings,
+            self.access,
+            self.collections,
+            self.traffic,
+            self.strategies,
+            self.settings,
+            self.connections,
+            self.first_choices,
+            self.capabilities,
+        )
+        return not any(groups)
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-ready data of the same effects the Markdown shows."""
+        data = asdict(self)
+        data.pop("extra")
+        data["empty"] = self.is_empty()
+        rounded: dict[str, Any] = _round_floats(data)
+        return rounded
+
+
+def _round_floats(value: Any) -> Any:
+    # 0.7/(0.7+0.3) is 0.7000000000000001 in binary; reviewers read six decimals
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _round_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_round_floats(v) for v in value]
+    return value
+
+
+def empty_table() -> RoutingTable:
+    """The table of an empty configuration: the base of a first commit."""
+    return RoutingTable(
+        format=1,
+        defaults=Defaults(),
+        organizations={},
+        users={},
+        providers={},
+        models={},
+        connections={},
+        model_connections={},
+        collections={},
+        aliases={},
+        api_keys={},
+    )
+
+
+# ---------------------------------------------------------------- access
+
+
+def _access_changes(old: RoutingTable, new: RoutingTable) -> list[AccessChange]:
+    out: list[AccessChange] = []
+    for org in sorted(old.organizations.keys() | new.organizations.keys()):
+        before, after = organization_access_of(old, org), organization_access_of(new, org)
+        old_members = set(old.organizations[org].members) if org in old.organizations else set()
+        new_members = set(new.organizations[org].members) if org in new.organizations else set()
+        change = AccessChange(
+            "organization",
+            org,
+            gained=tuple(sorted(after.names() - before.names())),
+            lost=tuple(sorted(before.names() - after.names())),
+            joined=tuple(sorted(new_members - old_members)),
+            left=tuple(sorted(old_members - new_members)),
+        )
+        if change.gained or change.lost or change.joined or change.left:
+            out.append(change)
+    for user in sorted(old.users.keys() | new.users.keys()):
+        before, after = access_of(old, user), access_of(new, user)
+        old_orgs = set(old.users[user].organizations) if user in old.users else set()
+        new_orgs = set(new.users[user].organizations) if user in new.users else set()
+        change = AccessChange(
+            "user",
+            user,
+            gained=tuple(sorted(after.names() - before.names())),
+            lost=tuple(sorted(before.names() - after.names())),
+            joined=tuple(sorted(new_orgs - old_orgs)),
+            left=tuple(sorted(old_orgs - new_orgs)),
+        )
+        if change.gained or change.lost or change.joined or change.left:
+            out.append(change)
+    # losses first: a caller who loses access is the effect a reviewer must not miss
+    out.sort(key=lambda c: (not c.lost, c.kind != "organization", c.subject))
+    return out
+
+
+# ---------------------------------------------------------------- collections and traffic
+
+
+def _collection_changes(old: RoutingTable, new: RoutingTable) -> list[CollectionChange]:
+    out: list[CollectionChange] = []
+    for name in sorted(old.collections.keys() ^ new.collections.keys()):
+        added = name in new.collections
+        c = new.collections[name] if added else old.collections[name]
+        out.append(
+            CollectionChange(
+                name,
+                "added" if added else "removed",
+                c.scope,
+                c.owner,
+                c.strategy,
+                tuple(member_key(c, m) for m in c.members),
+            )
+        )
+    out.sort(key=lambda c: (c.change != "removed", c.name))
+    return out
+
+
+def _member_details(before: Member, after: Member) -> tuple[str, ...]:
+    details: list[str] = []
+    if before.active != after.active:
+        details.append("activated" if after.active else "deactivated")
+    if before.weight != after.weight:
+        details.append(f"weight {before.weight:g} -> {after.weight:g}")
+    if before.priority != after.priority:
+        details.append(f"priority {before.priority} -> {after.priority}")
+    if before.tags != after.tags:
+        details.append(f"tags {list(before.tags)} -> {list(after.tags)}")
+    return tuple(details)
+
+
+def _traffic_change(
+    old: RoutingTable, new: RoutingTable, before: Collection | None, after: Collection | None
+) -> TrafficChange | None:
+    shares_b, basis_b = expected_shares(old, before) if before else ({}, None)
+    shares_a, basis_a = expected_shares(new, after) if after else ({}, None)
+    members_b = {member_key(before, m): m for m in before.members} if before else {}
+    members_a = {member_key(after, m): m for m in after.members} if after else {}
+    # member order: the new table's walk order, then removed members in their old order
+    keys = list(members_a) + [k for k in members_b if k not in members_a]
+    rows: list[MemberShare] = []
+    for key in keys:
+        mb, ma = members_b.get(key), members_a.get(key)
+        details = _member_details(mb, ma) if mb and ma else ()
+        sb, sa = shares_b.get(key), shares_a.get(key)
+        change: Change
+        if mb is None:
+            change = "added"
+        elif ma is None:
+            change = "removed"
+        elif details or abs((sb or 0.0) - (sa or 0.0)) > 1e-9:
+            change = "changed"
+        else:
+            change = "unchanged"
+        rows.append(MemberShare(key, change, sb, sa, details))
+    moved = any(r.change != "unchanged" for r in rows)
+    strategy_b = before.strategy if before else None
+    strategy_a = after.strategy if after else None
+    if not moved and strategy_b == strategy_a:
+        return None
+    name = after.name if after else before.name if before else ""
+    return TrafficChange(name, strategy_b, strategy_a, basis_b, basis_a, tuple(rows))
+
+
+def _traffic_changes(old: RoutingTable, new: RoutingTable) -> list[TrafficChange]:
+    out = []
+    for name in sorted(old.collections.keys() | new.collections.keys()):
+        change = _traffic_change(old, new, old.collections.get(name), new.collections.get(name))
+        if change is not None:
+            out.append(change)
+    return out
+
+
+def _strategy_changes(old: RoutingTable, new: RoutingTable) -> list[StrategyChange]:
+    return [
+        StrategyChange(n, old.collections[n].strategy, new.collections[n].strategy)
+        for n in sorted(old.collections.keys() & new.collections.keys())
+        if old.collections[n].strategy != new.collections[n].strategy
+    ]
+
+
+_SETTINGS = ("scope", "owner", "aliases", "fallback_on", "max_attempts", "timeout_ms", "metadata")
+
+
+def _setting_changes(old: RoutingTable, new: RoutingTable) -> list[SettingChange]:
+    out = []
+    for n in sorted(old.collections.keys() & new.collections.keys()):
+        b, a = old.collections[n], new.collections[n]
+        for setting in _SETTINGS:
+            vb, va = getattr(b, setting), getattr(a, setting)
+            if vb != va:
+                vb = list(vb) if isinstance(vb, tuple) else vb
+                va = list(va) if isinstance(va, tuple) else va
+                out.append(SettingChange(n, setting, vb, va))
+    return out
+
+
+# ---------------------------------------------------------------- connections
+
+
+def _connection_changes(old: RoutingTable, new: RoutingTable) -> list[ConnectionChange]:
+    out = []
+    for cid in sorted(old.connections.keys() | new.connections.keys()):
+        b, a = old.connections.get(cid), new.connections.get(cid)
+        if b is None and a is not None:
+            out.append(ConnectionChange(cid, a.owner, "added", None, list(a.models)))
+        elif a is None and b is not None:
+            out.append(ConnectionChange(cid, b.owner, "removed", list(b.models), None))
+        elif a is not None and b is not None:
+            if a.priority != b.priority:
+                out.append(ConnectionChange(cid, a.owner, "priority", b.priority, a.priority))
+            if a.models != b.models:
+                out.append(ConnectionChange(cid, a.owner, "models", list(b.models), list(a.models)))
+    return out
+
+
+def _first_choice_changes(old: RoutingTable, new: RoutingTable) -> list[FirstChoiceChange]:
+    out = []
+    models = sorted(old.model_connections.keys() | new.model_connections.keys())
+    for user in sorted(old.users.keys() & new.users.keys()):
+        for model in models:
+            b = connection_chain(old, user, model)
+            a = connection_chain(new, user, model)
+            first_b, first_a = (b[0] if b else None), (a[0] if a else None)
+            if first_b != first_a:
+                out.append(FirstChoiceChange(user, model, first_b, first_a))
+    return out
+
+
+# ---------------------------------------------------------------- capabilities and warnings
+
+
+def _capabilities(table: RoutingTable, c: Collection) -> set[str]:
+    return {
+        cap
+        for m in c.members
+        if m.active and m.model_id in table.models
+        for cap in table.models[m.model_id].capabilities
+    }
+
+
+def _capability_changes(old: RoutingTable, new: RoutingTable) -> list[CapabilityChange]:
+    out = []
+    for n in sorted(old.collections.keys() & new.collections.keys()):
+        b = _capabilities(old, old.collections[n])
+        a = _capabilities(new, new.collections[n])
+        if a != b:
+            out.append(CapabilityChange(n, tuple(sorted(b - a)), tuple(sorted(a - b))))
+    return out
+
+
+def _min_models_warnings(table: RoutingTable) -> dict[tuple[str, str], Alert]:
+    out = {}
+    for c in table.collections.values():
+        minimum = c.metadata.get("min_models_available")
+        if not isinstance(minimum, int) or isinstance(minimum, bool):
+            continue
+        active = sum(1 for m in c.members if m.active)
+        if active < minimum:
+            out[("below_min_models", c.name)] = Alert(
+                "below_min_models",
+                c.name,
+                f"collection/{c.name} has {active} active member(s), "
+                f"below its metadata.min_models_available of {minimum}",
+            )
+    return out
+
+
+def _is_private(table: RoutingTable, cid: str) -> bool:
+    return table.connections[cid].owner_kind != "platform"
+
+
+def _falls_to_platform(table: RoutingTable, chain: list[str]) -> bool:
+    seen_private = False
+    for cid in chain:
+        if _is_private(table, cid):
+            seen_private = True
+        elif seen_private:
+            return True
+    return False
+
+
+def _member_chain(table: RoutingTable, user: str, c: Collection) -> list[str]:
+    # the first connection of each member, in fallback order: the keys a request falls through
+    chain = []
+    for m in c.members:
+        if not m.active:
+            continue
+        conns = connection_chain(table, user, m.model_id)
+        if m.handle is not None:
+            conns = tuple(x for x in conns if table.connections[x].owner == m.handle)
+        if conns:
+            chain.append(conns[0])
+    return chain
+
+
+def _platform_fall_warnings(table: RoutingTable) -> dict[tuple[str, str], Alert]:
+    out = {}
+    for user in sorted(table.users):
+        for model in sorted(table.model_connections):
+            chain = list(connection_chain(table, user, model))
+            if _falls_to_platform(table, chain):
+                out[("falls_to_platform_keys", f"{user}:{model}")] = Alert(
+                    "falls_to_platform_keys",
+                    f"{user}:{model}",
+                    f"{user}'s requests for {model} fall back from private keys to platform keys: "
+                    + " -> ".join(chain),
+                )
+        for c in table.collections.values():
+            if c.strategy not in ("priority", "fallback") or not may_see_collection(table, user, c):
+                continue
+            chain = _member_chain(table, user, c)
+            if _falls_to_platform(table, chain):
+                out[("falls_to_platform_keys", f"{user}:collection/{c.name}")] = Alert(
+                    "falls_to_platform_keys",
+                    f"{user}:collection/{c.name}",
+                    f"{user}'s fallback chain in collection/{c.name} falls from private keys "
+                    "to platform keys: " + " -> ".join(chain),
+                )
+    return out
+
+
+def _capability_warnings(changes: list[CapabilityChange]) -> list[Alert]:
+    return [
+        Alert(
+            "capability_lost",
+            ch.collection,
+            f"collection/{ch.collection} no longer has a `{cap}` model",
+        )
+        for ch in changes
+        for cap in ch.lost
+        if cap in WATCHED_CAPABILITIES
+    ]
+
+
+def _new_warnings(
+    old: RoutingTable, new: RoutingTable, capabilities: list[CapabilityChange]
+) -> list[Alert]:
+    before = {**_min_models_warnings(old), **_platform_fall_warnings(old)}
+    after = {**_min_models_warnings(new), **_platform_fall_warnings(new)}
+    # only what this change introduces; standing warnings are not the PR's doing. A chain that
+    # already fell to platform keys is not new when it merely changes order.
+    fresh = [
+        w
+        for key, w in sorted(after.items())
+        if key not in before or (w.kind == "below_min_models" and before[key] != w)
+    ]
+    if old.users:
+        # a user added by this change has no "before" to fall from: their chains are their peers'
+        fresh = [
+            w
+            for w in fresh
+            if w.kind != "falls_to_platform_keys" or w.subject.split(":", 1)[0] in old.users
+        ]
+    order = {"below_min_models": 0, "capability_lost": 1, "falls_to_platform_keys": 2}
+    return sorted(
+        fresh + _capability_warnings(capabilities), key=lambda w: (order[w.kind], w.subject)
+    )
+
+
+def compare(old: RoutingTable, new: RoutingTable) -> TableDiff:
+    """The effects of going from `old` to `new`, grouped by kind."""
+    capabilities = _capability_changes(old, new)
+    return TableDiff(
+        base_sha=old.sha256,
+        head_sha=new.sha256,
+        warnings=tuple(_new_warnings(old, new, capabilities)),
+        access=tuple(_access_changes(old, new)),
+        collections=tuple(_collection_changes(old, new)),
+        traffic=tuple(_traffic_changes(old, new)),
+        strategies=tuple(_strategy_changes(old, new)),
+        settings=tuple(_setting_changes(old, new)),
+        connections=tuple(_connection_changes(old, new)),
+        first_choices=tuple(_first_choice_changes(old, new)),
+        capabilities=tuple(capabilities),
+    )

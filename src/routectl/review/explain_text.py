@@ -1,0 +1,72 @@
+"""Render an explanation (the dict of `explain_model`) as text for a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routectl.review.markdown import percent
+
+__all__ = ["render_explanation"]
+
+
+def _flags(request: dict[str, Any]) -> str:
+    parts = [f"prompt_tokens={request['prompt_tokens']}"]
+    if request.get("max_output_tokens"):
+        parts.append(f"max_output_tokens={request['max_output_tokens']}")
+    parts += [name for name in ("tools", "vision") if request.get(name)]
+    return " ".join(parts)
+
+
+def render_explanation(data: dict[str, Any]) -> str:
+    """The explanation, most important first: resolution, candidates, then what was filtered."""
+    request = data["request"]
+    sha = (data.get("table") or "")[:12] or "unhashed"
+    lines = [
+        f"{request['model']} as {request['as']} (table {sha}; {_flags(request)})",
+    ]
+    resolution = data.get("resolution")
+    if resolution is not None:
+        target = (
+            f"collection/{resolution['collection']}"
+            if resolution["collection"]
+            else request["model"]
+        )
+        lines.append(
+            f"resolves: {resolution['rule']} -> {target}, strategy {resolution['strategy']}, "
+            f"up to {data['max_attempts']} attempt(s)"
+        )
+    if data["candidates"]:
+        lines += ["", "candidates, in the order they are tried:"]
+        for c in data["candidates"]:
+            odds = (
+                f", probability {percent(c['probability'])}" if c["probability"] is not None else ""
+            )
+            via = (
+                f" as {c['upstream_model']}"
+                if c["upstream_model"] != c["model"].split("/", 1)[-1]
+                else ""
+            )
+            key = "platform key" if c["tier"] == "platform" else f"{c['tier']} key of {c['owner']}"
+            lines.append(
+                f"  {c['attempt']}. {c['member']} via {c['connection']}{via} "
+                f"({key}, connection priority {c['connection_priority']}, "
+                f"member priority {c['member_priority']}{odds})"
+            )
+    eligible = data.get("eligible") or []
+    fallbacks = [e for e in eligible if not e["preferred"]]
+    if fallbacks:
+        names = ", ".join(e["member"] for e in fallbacks)
+        lines.append(f"  (lack a requested capability, tried after the others: {names})")
+    if data.get("excluded"):
+        lines += ["", "excluded:"]
+        lines += [f"  - {e['subject']}: {e['reason']}" for e in data["excluded"]]
+    if data.get("skipped_connections"):
+        lines += ["", "connections passed over:"]
+        lines += [
+            f"  - {s['member']} via {s['connection']}: {s['reason']}"
+            for s in data["skipped_connections"]
+        ]
+    if data.get("error"):
+        err = data["error"]
+        lines += ["", f"result: {data['status']} {err['code']}: {err['message']}"]
+    return "\n".join(lines) + "\n"

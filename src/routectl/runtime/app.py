@@ -1,0 +1,75 @@
+"""create_app: the aiohttp application serving one routing table."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from routectl.review.explain_http import route_explain
+from routectl.runtime import handlers
+from routectl.runtime.keys import RUNTIME
+from routectl.runtime.metrics import Metrics
+from routectl.runtime.middleware import envelope
+from routectl.runtime.service import Runtime
+from routectl.runtime.state import Clock, RoutingState
+from routectl.table import RoutingTable
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+_COLLECTIONS = "/api/user/model-collections"
+
+
+def create_app(
+    table: RoutingTable,
+    *,
+    rng: random.Random | None = None,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    table_path: str | Path | None = None,
+    connection_limit: int = 1000,
+) -> web.Application:
+    """Build the app; `rng`, `clock` and `environ` are injectable for tests."""
+    state = RoutingState(clock=clock, rng=rng)
+    runtime = Runtime(
+        table,
+        state=state,
+        metrics=Metrics(),
+        environ=environ,
+        max_body_bytes=max_body_bytes,
+        table_path=table_path,
+    )
+    app = web.Application(middlewares=[envelope], client_max_size=max_body_bytes)
+    app[RUNTIME] = runtime
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        # one keep-alive pool per app: connection reuse is most of a proxy's latency budget
+        connector = aiohttp.TCPConnector(limit=connection_limit, keepalive_timeout=30)
+        async with aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        ) as session:
+            runtime.session = session
+            yield
+            runtime.session = None
+
+    app.cleanup_ctx.append(upstream_session)
+    r = app.router
+    r.add_post("/v1/chat/completions", handlers.chat_completions)
+    r.add_post("/v1/route/explain", route_explain)
+    r.add_get("/v1/models", handlers.list_models)
+    r.add_get(_COLLECTIONS, handlers.list_collections)
+    r.add_get(_COLLECTIONS + "/{name}", handlers.get_collection)
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        r.add_route(method, _COLLECTIONS, handlers.managed_as_code)
+        r.add_route(method, _COLLECTIONS + "/{tail:.+}", handlers.managed_as_code)
+    r.add_get("/healthz", handlers.healthz)
+    r.add_get("/readyz", handlers.readyz)
+    r.add_get("/metrics", handlers.metrics)
+    return app

@@ -1,0 +1,89 @@
+"""The envelope around every request: request id, table snapshot, error shape, headers, metrics, access log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from routectl.runtime.handlers import LOADED, RECORD, REQUEST_ID
+from routectl.runtime.keys import RUNTIME
+from routectl.runtime.resolve import RoutingError
+
+__all__ = ["envelope", "error_response"]
+
+access_log = logging.getLogger("routectl.access")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
+        return given
+    return os.urandom(12).hex()
+
+
+def error_response(error: RoutingError) -> web.Response:
+    """The SPEC's error body for a RoutingError."""
+    return web.Response(
+        body=orjson.dumps(error.to_body()), status=error.status, content_type="application/json"
+    )
+
+
+def _http_error(exc: web.HTTPException, max_body: int) -> RoutingError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return RoutingError(
+            "request_too_large", 413, f"Request body is larger than {max_body} bytes"
+        )
+    code = _HTTP_CODES.get(exc.status, "http_error")
+    return RoutingError(code, exc.status, exc.reason)
+
+
+@web.middleware
+async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Wrap a handler: ids and table headers on every response, errors as JSON, one log line."""
+    rt = request.app[RUNTIME]
+    loaded = rt.loaded
+    rid = _request_id(request)
+    rec: dict[str, Any] = {"request_id": rid, "method": request.method, "path": request.path}
+    request[LOADED] = loaded
+    request[REQUEST_ID] = rid
+    request[RECORD] = rec
+    started = time.perf_counter()
+    resp: web.StreamResponse | None = None
+    try:
+        try:
+            resp = await handler(request)
+        except RoutingError as exc:
+            resp = error_response(exc)
+            rec["error"] = exc.code
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            err = _http_error(exc, rt.max_body_bytes)
+            resp = error_response(err)
+            rec["error"] = err.code
+        if not resp.prepared:
+            resp.headers["x-routectl-table"] = loaded.sha
+            resp.headers["x-request-id"] = rid
+        return resp
+    except (asyncio.CancelledError, ConnectionResetError):
+        rec["status"] = 499  # the client went away
+        raise
+    finally:
+        status = rec.get("status") or (resp.status if resp is not None else 500)
+        rec["status"] = status
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        rt.metrics.requests.labels(route, rec.get("selected_model") or "", str(status)).inc()
+        if access_log.isEnabledFor(logging.INFO):
+            rec["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            rec["table"] = loaded.sha
+            access_log.info(orjson.dumps(rec).decode())

@@ -1,0 +1,237 @@
+"""RoutingState: every piece of mutable routing state of one process, with an injected clock.
+
+Round-robin cursors, smooth-WRR current weights, least-used counters, per-deployment
+(connection, model) cooldowns and failure windows, latency moving averages, and which
+connections lack credentials. Nothing here is written to a database; a reload keeps the state
+of members and deployments that still exist (`carry_over`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from routectl.table import RoutingTable
+
+__all__ = [
+    "Clock",
+    "Cooldown",
+    "RoutingState",
+    "credential_problems",
+    "format_time",
+]
+
+Clock = Callable[[], float]
+FAILURE_WINDOW_S = 60.0
+LATENCY_ALPHA = 0.3  # weight of the newest sample in the moving average
+_MAX_LB_ROUTES = 10_000  # request-level load balancers are keyed by client input: bound them
+
+
+def format_time(ts: float) -> str:
+    """Epoch seconds as an ISO-8601 UTC timestamp (what error reasons show)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def credential_problems(table: RoutingTable, environ: Mapping[str, str]) -> dict[str, str]:
+    """Connection id -> why it is unavailable, for connections whose key env var is unset.
+
+    The `anthropic` dialect is not implemented by this runtime: its connections are unavailable too.
+    """
+    problems: dict[str, str] = {}
+    for cid, c in table.connections.items():
+        if c.api == "anthropic":
+            problems[cid] = "anthropic dialect not supported by this runtime"
+        elif c.api != "echo" and c.api_key_env and not environ.get(c.api_key_env):
+            problems[cid] = f"credentials not set ({c.api_key_env})"
+        elif c.api == "openai" and not c.base_url:
+            problems[cid] = "no base_url"
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """A deployment cooling down until `until` (epoch seconds), and why."""
+
+    until: float
+    reason: str  # "rate_limited" or "failures"
+
+    def describe(self) -> str:
+        """Human text used in `collection_no_models` reasons."""
+        when = format_time(self.until)
+        if self.reason == "rate_limited":
+            return f"rate limited until {when}"
+        return f"cooling down after repeated failures until {when}"
+
+
+class RoutingState:
+    """All mutable routing state of a process (mutable by design; one per app)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        cooldown_s: float = 30.0,
+        allowed_fails: int = 3,
+    ) -> None:
+        self.clock: Clock = clock or time.time
+        self.rng = rng or random.Random()
+        self.cooldown_s = cooldown_s
+        self.allowed_fails = allowed_fails
+        # route key -> key of the member chosen last
+        self.rr_last: dict[str, str] = {}
+        # route key -> member key -> smooth-WRR current weight (integers: exact splits)
+        self.wrr_current: dict[str, dict[str, int]] = {}
+        # route key -> member key -> requests routed so far
+        self.usage: dict[str, dict[str, int]] = {}
+        # route key -> (the eligible list, its member keys) at the route's last decision: the
+        # late-joiner rule compares against it
+        self.usage_seen: dict[str, tuple[Sequence[object], frozenset[str]]] = {}
+        # (connection id, model id) -> cooldown
+        self.cooldowns: dict[tuple[str, str], Cooldown] = {}
+        # (connection id, model id) -> times of recent failures other than 429
+        self.failures: dict[tuple[str, str], deque[float]] = {}
+        # model id -> moving average upstream latency (s); (connection, model) -> same
+        self.latency: dict[str, float] = {}
+        self.deployment_latency: dict[tuple[str, str], float] = {}
+        # connection id -> why it is unavailable regardless of time (credentials)
+        self.unavailable: dict[str, str] = {}
+        # plan's per-(route, caller) precomputation; depends on `unavailable`, so reset with it
+        self.prepared: dict[tuple[str, frozenset[str]], Any] = {}
+
+    # ------------------------------------------------------------ table lifecycle
+
+    def configure(self, table: RoutingTable, environ: Mapping[str, str] | None = None) -> None:
+        """Adopt a table's defaults and read which connections lack credentials."""
+        self.cooldown_s = table.defaults.cooldown_s
+        self.allowed_fails = table.defaults.allowed_fails
+        self.unavailable = credential_problems(table, os.environ if environ is None else environ)
+        self.prepared = {}
+
+    def carry_over(self, table: RoutingTable) -> None:
+        """Drop state of members and deployments the new table no longer has; keep the rest."""
+        members = {
+            f"collection:{name}": {m.model for m in c.members}
+            for name, c in table.collections.items()
+        }
+
+        def keep(route_key: str, member_key: str) -> bool:
+            if route_key.startswith("collection:"):
+                return member_key in members.get(route_key, ())
+            return True  # model/handle/lb routes are keyed by names; they re-resolve per request
+
+        for route_key in list(self.usage):
+            kept = {k: v for k, v in self.usage[route_key].items() if keep(route_key, k)}
+            self.usage[route_key] = kept
+            if route_key in self.usage_seen:
+                keys = frozenset(k for k in self.usage_seen[route_key][1] if keep(route_key, k))
+                self.usage_seen[route_key] = ((), keys)
+        for route_key in list(self.wrr_current):
+            self.wrr_current[route_key] = {
+                k: v for k, v in self.wrr_current[route_key].items() if keep(route_key, k)
+            }
+        for route_key, last in list(self.rr_last.items()):
+            if not keep(route_key, last):
+                del self.rr_last[route_key]
+        deployments = {(cid, m) for cid, c in table.connections.items() for m in c.models}
+        for key in [k for k in self.cooldowns if k not in deployments]:
+            del self.cooldowns[key]
+        for key in [k for k in self.failures if k not in deployments]:
+            del self.failures[key]
+        for key in [k for k in self.deployment_latency if k not in deployments]:
+            del self.deployment_latency[key]
+        for model_id in [m for m in self.latency if m not in table.models]:
+            del self.latency[model_id]
+
+    # ------------------------------------------------------------ health
+
+    def unavailable_reason(self, connection_id: str, model_id: str, now: float) -> str | None:
+        """Why this deployment cannot be tried now, or None when it can."""
+        why = self.unavailable.get(connection_id)
+        if why is not None:
+            return why
+        cd = self.cooldowns.get((connection_id, model_id))
+        if cd is not None:
+            if cd.until > now:
+                return cd.describe()
+            del self.cooldowns[(connection_id, model_id)]
+        return None
+
+    def prune_cooldowns(self, now: float) -> bool:
+        """Forget expired cooldowns; True when some deployment still cools down."""
+        expired = [k for k, cd in self.cooldowns.items() if cd.until <= now]
+        for key in expired:
+            del self.cooldowns[key]
+        return bool(self.cooldowns)
+
+    def cooldown_of(self, connection_id: str, model_id: str, now: float) -> Cooldown | None:
+        """The active cooldown of a deployment, if any (no mutation)."""
+        cd = self.cooldowns.get((connection_id, model_id))
+        return cd if cd is not None and cd.until > now else None
+
+    def record_rate_limit(
+        self, connection_id: str, model_id: str, retry_after_s: float | None, now: float
+    ) -> Cooldown:
+        """A 429: cool the deployment down for Retry-After seconds (or cooldown_s)."""
+        seconds = (
+            retry_after_s if retry_after_s is not None and retry_after_s > 0 else self.cooldown_s
+        )
+        cd = Cooldown(now + seconds, "rate_limited")
+        self.cooldowns[(connection_id, model_id)] = cd
+        return cd
+
+    def record_failure(self, connection_id: str, model_id: str, now: float) -> Cooldown | None:
+        """A failure other than 429; the allowed_fails-th within 60 s opens a cooldown (returned)."""
+        key = (connection_id, model_id)
+        window = self.failures.get(key)
+        if window is None:
+            window = self.failures[key] = deque()
+        window.append(now)
+        while window and window[0] <= now - FAILURE_WINDOW_S:
+            window.popleft()
+        if len(window) >= self.allowed_fails:
+            window.clear()
+            cd = Cooldown(now + self.cooldown_s, "failures")
+            self.cooldowns[key] = cd
+            return cd
+        return None
+
+    def recent_failures(self, connection_id: str, model_id: str, now: float) -> int:
+        """Failures other than 429 within the last 60 s."""
+        window = self.failures.get((connection_id, model_id))
+        if not window:
+            return 0
+        return sum(1 for t in window if t > now - FAILURE_WINDOW_S)
+
+    def record_latency(self, connection_id: str, model_id: str, seconds: float) -> None:
+        """Fold one upstream latency sample into the model's and the deployment's moving averages."""
+        old = self.latency.get(model_id)
+        self.latency[model_id] = seconds if old is None else old + LATENCY_ALPHA * (seconds - old)
+        key = (connection_id, model_id)
+        old = self.deployment_latency.get(key)
+        self.deployment_latency[key] = (
+            seconds if old is None else old + LATENCY_ALPHA * (seconds - old)
+        )
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def usage_of(self, route_key: str) -> dict[str, int]:
+        """The live least-used counters of a route (a copy)."""
+        return dict(self.usage.get(route_key, {}))
+
+    def wrr_of(self, route_key: str) -> dict[str, int]:
+        """The smooth-WRR current weights of a route, created on first use (bounded for lb routes)."""
+        cur = self.wrr_current.get(route_key)
+        if cur is None:
+            if route_key.startswith("lb:") and len(self.wrr_current) >= _MAX_LB_ROUTES:
+                oldest = next((k for k in self.wrr_current if k.startswith("lb:")), None)
+                if oldest is not None:
+                    del self.wrr_current[oldest]
+            cur = self.wrr_current[route_key] = {}
+        return cur

