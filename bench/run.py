@@ -276,14 +276,18 @@ class Bench:
 
     def _other_benches(self) -> list[str]:
         out = []
-        limit = 45.0 if self.s.quick else 100.0
+        limit = 30.0 if self.s.quick else 60.0
         for script in ("bench_compile.py", "bench_decisions.py"):
             path = BENCH_DIR / script
             if not path.exists():
                 out.append(f"### {script}\n\nnot present yet.")
                 continue
             self.log(f"running {script} (at most {limit:.0f} s)")
-            env = {**os.environ, "BENCH_QUICK": "1" if self.s.quick else "0"}
+            env = {
+                **os.environ,
+                "BENCH_QUICK": "1" if self.s.quick else "0",
+                "BENCH_BUDGET_S": f"{limit * 0.8:.0f}",  # a hint for scripts that can shorten
+            }
             # through the process group, so a timeout also ends the script's own subprocesses
             proc = self.group.start(
                 script, [sys.executable, str(path)], None, env=env, cwd=BENCH_DIR.parent
@@ -381,16 +385,11 @@ def compose(
             *bench.spread,
         ]
     if figures:
-        lines += ["", "### Table size", "", tablesize_md(figures)]
+        lines += ["", "### Table size", "", report.table_size_markdown(figures)]
     if bench.notes:
         lines += ["", "Notes:", "", *(f"- {n}" for n in bench.notes)]
     lines += ["", *others]
     return "\n".join(lines) + "\n"
-
-
-def tablesize_md(figures: list[tablesize.TableFigure]) -> str:
-    """The table-size section."""
-    return report.table_size_markdown(figures)
 
 
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
@@ -415,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=duration,
         ttfc_s=0.5 if args.quick else 2.0,
         warmup_s=1.0,
-        budget_s=100.0 if args.quick else 270.0,
+        budget_s=75.0 if args.quick else 200.0,
         quick=args.quick,
         use_wrk=not args.no_wrk,
         litellm=not args.no_litellm,

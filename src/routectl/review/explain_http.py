@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from routectl.review.explain import explain_request
-from routectl.runtime.handlers import LOADED, _caller
+from routectl.runtime.handlers import LOADED, caller_of
 from routectl.runtime.keys import RUNTIME
 from routectl.runtime.resolve import RoutingError
 from routectl.runtime.service import Loaded
@@ -21,7 +21,7 @@ async def route_explain(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     loaded: Loaded = request[LOADED]
     # the chat handler's own authentication, so explain sees exactly the caller a request would
-    caller = _caller(request, loaded)
+    caller = caller_of(request, loaded)
     try:
         body: Any = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:

@@ -21,6 +21,7 @@ from routectl.runtime.upstream import forward
 from routectl.runtime.views import collection_detail, collection_summary, models_list
 
 __all__ = [
+    "caller_of",
     "chat_completions",
     "get_collection",
     "healthz",
@@ -40,7 +41,8 @@ def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _caller(request: web.Request, loaded: Loaded) -> Caller:
+def caller_of(request: web.Request, loaded: Loaded) -> Caller:
+    """The authenticated caller of a request (401 invalid_api_key otherwise); logs its handle."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     caller = authenticate(loaded.table, key.strip()) if scheme.lower() == "bearer" else None
@@ -55,7 +57,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     loaded: Loaded = request[LOADED]
     rec = request[RECORD]
-    caller = _caller(request, loaded)
+    caller = caller_of(request, loaded)
     chat = parse_chat_request(await request.read())
     table = loaded.table
     if chat.load_balancer is not None:
@@ -74,7 +76,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def list_models(request: web.Request) -> web.StreamResponse:
     """GET /v1/models (cached per caller and table)."""
     loaded: Loaded = request[LOADED]
-    caller = _caller(request, loaded)
+    caller = caller_of(request, loaded)
     body = loaded.models_payload.get(caller.handle)
     if body is None:
         body = loaded.models_payload[caller.handle] = orjson.dumps(
@@ -86,7 +88,7 @@ async def list_models(request: web.Request) -> web.StreamResponse:
 async def list_collections(request: web.Request) -> web.StreamResponse:
     """GET /api/user/model-collections."""
     loaded: Loaded = request[LOADED]
-    caller = _caller(request, loaded)
+    caller = caller_of(request, loaded)
     found = visible_collections(loaded.table, caller)
     return _json({"collections": [collection_summary(c) for c in found], "total": len(found)})
 
@@ -95,7 +97,7 @@ async def get_collection(request: web.Request) -> web.StreamResponse:
     """GET /api/user/model-collections/{name}: members with live usage and health."""
     rt = request.app[RUNTIME]
     loaded: Loaded = request[LOADED]
-    caller = _caller(request, loaded)
+    caller = caller_of(request, loaded)
     name = request.match_info["name"]
     if name.startswith("collection/"):
         name = name[11:]

@@ -24,7 +24,7 @@ from routectl.runtime.resolve import (
     index_of,
 )
 from routectl.runtime.state import RoutingState
-from routectl.runtime.strategies import Selection, get_strategy
+from routectl.runtime.strategies import STRATEGIES, Pool, Selection
 from routectl.table import Connection, RoutingTable
 
 __all__ = ["Candidate", "RequestFacts", "RoutePlan", "plan_request"]
@@ -96,12 +96,17 @@ class RoutePlan:
 
 
 def _exclusion(
-    route: Route, m: RouteMember, conns: tuple[Connection, ...], problems: list[str]
+    kind: str, m: RouteMember, conns: tuple[Connection, ...], problems: list[str]
 ) -> list[str]:
-    if route.kind in ("model", "handle"):
+    if kind in ("model", "handle"):
         # one model: say which connection has which problem
         return [f"{c.id}: {why}" for c, why in zip(conns, problems, strict=True)]
     return [f"{m.model}: {'; '.join(dict.fromkeys(problems))}"]
+
+
+def _candidate(m: RouteMember, c: Connection) -> Candidate:
+    upstream = c.upstream_names.get(m.model_id) or (m.info.name if m.info else m.model_id)
+    return Candidate(m.model_id, m, c, c.id, c.priority, m.priority, upstream)
 
 
 class _Prepared(NamedTuple):
@@ -110,18 +115,57 @@ class _Prepared(NamedTuple):
     member: RouteMember
     window: int | None  # context window
     conns: tuple[Connection, ...]  # every connection the caller may use for it
-    usable: tuple[Connection, ...]  # those with credentials
+    usable: tuple[Candidate, ...]  # the attempts through those with credentials, best first
     static_exclusions: tuple[str, ...]  # set when the member can never be eligible for this caller
 
 
-class _RoutePrep(NamedTuple):
-    route: Route
-    entries: list[_Prepared]
-    # the answer when nothing cools down and the request fits every context window
-    eligible: list[RouteMember]
-    usable: dict[int, tuple[Connection, ...]]
-    excluded: list[str]
-    min_window: float
+# the pools of eligible sets seen while something cools down, per (route, caller): bounded
+_MAX_POOLS = 32
+
+
+class _RoutePrep:
+    """Everything about a (route, caller) pair that does not depend on time or request size."""
+
+    __slots__ = (
+        "deployments",
+        "entries",
+        "excluded",
+        "kind",
+        "members",
+        "min_window",
+        "pool",
+        "pools",
+        "usable",
+    )
+
+    def __init__(self, route: Route, entries: list[_Prepared]) -> None:
+        self.members = route.members  # identity: the prep is valid for this route's members
+        self.kind = route.kind
+        self.entries = entries
+        live = [e for e in entries if not e.static_exclusions]
+        # the answer when nothing of this route cools down and the request fits every window
+        self.pool: Pool | None = Pool([e.member for e in live]) if live else None
+        self.usable: dict[int, tuple[Candidate, ...]] = {e.member.position: e.usable for e in live}
+        self.excluded: tuple[str, ...] = tuple(x for e in entries for x in e.static_exclusions)
+        windows = [e.window for e in live if e.window is not None]
+        self.min_window: float = min(windows) if windows else float("inf")
+        # the (connection, model) deployments whose cooldown would change the answer
+        self.deployments: frozenset[tuple[str, str]] = frozenset(
+            (c.connection_id, c.model_id) for e in live for c in e.usable
+        )
+        self.pools: dict[tuple[int, ...], Pool] = {}
+
+    def pool_of(self, eligible: list[RouteMember]) -> Pool | None:
+        """The (cached) pool of an eligible subset: stable identity for a recurring subset."""
+        if not eligible:
+            return None
+        positions = tuple(m.position for m in eligible)
+        pool = self.pools.get(positions)
+        if pool is None:
+            if len(self.pools) >= _MAX_POOLS:
+                self.pools.clear()
+            pool = self.pools[positions] = Pool(eligible)
+        return pool
 
 
 def _prepare(index: TableIndex, state: RoutingState, route: Route, caller: Caller) -> _RoutePrep:
@@ -138,41 +182,33 @@ def _prepare(index: TableIndex, state: RoutingState, route: Route, caller: Calle
             why = f"{m.model}: no connection you may use{whose}"
             entries.append(_Prepared(m, window, (), (), (why,)))
             continue
-        usable = tuple(c for c in conns if c.id not in unavailable)
+        usable = tuple(_candidate(m, c) for c in conns if c.id not in unavailable)
         static: tuple[str, ...] = ()
         if not usable:
-            static = tuple(_exclusion(route, m, conns, [unavailable[c.id] for c in conns]))
+            static = tuple(_exclusion(route.kind, m, conns, [unavailable[c.id] for c in conns]))
         entries.append(_Prepared(m, window, conns, usable, static))
-    live = [e for e in entries if not e.static_exclusions]
-    windows = [e.window for e in live if e.window is not None]
-    return _RoutePrep(
-        route,
-        entries,
-        [e.member for e in live],
-        {e.member.position: e.usable for e in live},
-        [x for e in entries for x in e.static_exclusions],
-        min(windows) if windows else float("inf"),
-    )
+    return _RoutePrep(route, entries)
 
 
-def _prepared(index: TableIndex, state: RoutingState, route: Route, caller: Caller) -> _RoutePrep:
+def _prepared(table: RoutingTable, state: RoutingState, route: Route, caller: Caller) -> _RoutePrep:
     if route.kind == "load_balancer":  # keyed by client input: not worth caching
-        return _prepare(index, state, route, caller)
+        return _prepare(index_of(table), state, route, caller)
     key = (route.key, caller.owners)
     prep: _RoutePrep | None = state.prepared.get(key)
-    if prep is None or prep.route is not route:
-        prep = state.prepared[key] = _prepare(index, state, route, caller)
+    # members, not the route: a request's retry/timeout override copies the route, not them
+    if prep is None or prep.members is not route.members:
+        prep = state.prepared[key] = _prepare(index_of(table), state, route, caller)
     return prep
 
 
 def _eligibility(
     prep: _RoutePrep, state: RoutingState, need_tokens: int, now: float
-) -> tuple[list[RouteMember], dict[int, tuple[Connection, ...]], list[str]]:
-    """The slow path: some deployment cools down, or the request is large."""
-    route = prep.route
+) -> tuple[Pool | None, dict[int, tuple[Candidate, ...]], list[str]]:
+    """The slow path: some deployment of the route cools down, or the request is large."""
     excluded: list[str] = []
     eligible: list[RouteMember] = []
-    usable: dict[int, tuple[Connection, ...]] = {}
+    usable: dict[int, tuple[Candidate, ...]] = {}
+    cooldown_of = state.cooldown_of
     for m, window, conns, ok, static in prep.entries:
         if static:
             excluded.extend(static)
@@ -182,16 +218,37 @@ def _eligibility(
                 f"{m.model}: context window {window} too small for ~{need_tokens} tokens"
             )
             continue
-        live = tuple(c for c in ok if state.cooldown_of(c.id, m.model_id, now) is None)
+        live = tuple(c for c in ok if cooldown_of(c.connection_id, m.model_id, now) is None)
         if not live:
             problems = [
                 state.unavailable_reason(c.id, m.model_id, now) or "available" for c in conns
             ]
-            excluded.extend(_exclusion(route, m, conns, problems))
+            excluded.extend(_exclusion(prep.kind, m, conns, problems))
             continue
         eligible.append(m)
         usable[m.position] = live
-    return eligible, usable, excluded
+    return prep.pool_of(eligible), usable, excluded
+
+
+_WANTED = {
+    (True, False): frozenset({"tools"}),
+    (False, True): frozenset({"vision"}),
+    (True, True): frozenset({"tools", "vision"}),
+}
+
+
+def _preferred(pool: Pool, wanted: frozenset[str]) -> tuple[Pool, tuple[RouteMember, ...]]:
+    """Members with every wanted capability first (cached per pool); all of them when none has it."""
+    split: tuple[Pool, tuple[RouteMember, ...]] | None = pool.extras.get(wanted)
+    if split is None:
+        preferred = [m for m in pool.members if wanted <= m.capabilities]
+        if preferred and len(preferred) < pool.n:
+            rest = tuple(m for m in pool.members if not wanted <= m.capabilities)
+            split = (Pool(preferred), rest)
+        else:
+            split = (pool, ())
+        pool.extras[wanted] = split
+    return split
 
 
 def plan_request(
@@ -207,58 +264,47 @@ def plan_request(
     """Decide the ordered attempts of one request; with commit=False the state is not mutated."""
     if now is None:
         now = state.clock()
-    prep = _prepared(index_of(table), state, route, caller)
+    prep = _prepared(table, state, route, caller)
     need_tokens = facts.prompt_tokens + facts.max_output_tokens
-    if (state.cooldowns and state.prune_cooldowns(now)) or need_tokens > prep.min_window:
-        eligible, usable, excluded = _eligibility(prep, state, need_tokens, now)
+    cooling = state.cooldowns
+    if need_tokens > prep.min_window or (
+        cooling
+        and not cooling.keys().isdisjoint(prep.deployments)
+        and state.prune_cooldowns(now)
+        and not cooling.keys().isdisjoint(prep.deployments)
+    ):
+        pool, usable, excluded = _eligibility(prep, state, need_tokens, now)
     else:
-        eligible, usable, excluded = prep.eligible, prep.usable, prep.excluded
+        pool, usable, excluded = prep.pool, prep.usable, prep.excluded
 
-    primary: list[RouteMember] = eligible
-    secondary: list[RouteMember] = []
-    if (facts.needs_tools or facts.needs_vision) and eligible:
-        wanted = {"tools"} if facts.needs_tools else set()
-        if facts.needs_vision:
-            wanted.add("vision")
-        preferred = [m for m in eligible if wanted <= m.capabilities]
-        if preferred and len(preferred) < len(eligible):
-            primary = preferred
-            secondary = [m for m in eligible if not wanted <= m.capabilities]
+    secondary: tuple[RouteMember, ...] = ()
+    if pool is not None and (facts.needs_tools or facts.needs_vision):
+        pool, secondary = _preferred(pool, _WANTED[(facts.needs_tools, facts.needs_vision)])
 
-    if not primary:
+    if pool is None:
         return RoutePlan(route, (), tuple(excluded), (), len(route.members), committed=False)
 
-    strategy = get_strategy(route.strategy)
-    selection = strategy.select(route, primary, state)
+    strategy = STRATEGIES[route.strategy]
+    selection = strategy.select(route, pool, state)
     if commit:
-        strategy.commit(route, primary, selection, state)
-    ordered = [primary[i] for i in selection.order]
-    ordered.extend(secondary)
+        strategy.commit(route, pool, selection, state)
+    ordered = tuple(map(pool.members.__getitem__, selection.order))
+    if secondary:
+        ordered += secondary
 
-    limit = route.max_attempts
+    # the first max_attempts of the members' attempts, in order
+    limit = max(route.max_attempts, 1)
     candidates: list[Candidate] = []
     for m in ordered:
-        for c in usable[m.position]:
-            candidates.append(
-                Candidate(
-                    m.model_id,
-                    m,
-                    c,
-                    c.id,
-                    c.priority,
-                    m.priority,
-                    c.upstream_names.get(m.model_id) or (m.info.name if m.info else m.model_id),
-                )
-            )
-            if len(candidates) >= limit:
-                break
+        candidates += usable[m.position]
         if len(candidates) >= limit:
+            del candidates[limit:]
             break
     return RoutePlan(
         route,
         tuple(candidates),
         tuple(excluded),
-        tuple(ordered),
+        ordered,
         len(route.members),
         committed=commit,
         info=selection.info,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
+from routectl.runtime.anthropic import endpoint as anthropic_endpoint
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.resolve import TableIndex, index_of
 from routectl.runtime.state import RoutingState
@@ -27,7 +28,7 @@ class Loaded:
     table: RoutingTable
     index: TableIndex
     sha: str
-    urls: dict[str, str]  # connection id -> chat completions URL
+    urls: dict[str, str]  # connection id -> chat completions (or Anthropic messages) URL
     headers: dict[str, dict[str, str]]  # connection id -> request headers (the key lives only here)
     models_payload: dict[str, bytes] = field(default_factory=dict)  # caller -> /v1/models body
 
@@ -36,6 +37,10 @@ def _load(table: RoutingTable, environ: Mapping[str, str]) -> Loaded:
     urls: dict[str, str] = {}
     headers: dict[str, dict[str, str]] = {}
     for cid, c in table.connections.items():
+        if c.api == "anthropic":
+            key = environ.get(c.api_key_env) if c.api_key_env else None
+            urls[cid], headers[cid] = anthropic_endpoint(c.base_url, key)
+            continue
         if c.api != "openai" or not c.base_url:
             continue
         urls[cid] = c.base_url.rstrip("/") + "/chat/completions"

@@ -39,15 +39,10 @@ def format_time(ts: float) -> str:
 
 
 def credential_problems(table: RoutingTable, environ: Mapping[str, str]) -> dict[str, str]:
-    """Connection id -> why it is unavailable, for connections whose key env var is unset.
-
-    The `anthropic` dialect is not implemented by this runtime: its connections are unavailable too.
-    """
+    """Connection id -> why it is unavailable, for connections whose key env var is unset."""
     problems: dict[str, str] = {}
     for cid, c in table.connections.items():
-        if c.api == "anthropic":
-            problems[cid] = "anthropic dialect not supported by this runtime"
-        elif c.api != "echo" and c.api_key_env and not environ.get(c.api_key_env):
+        if c.api != "echo" and c.api_key_env and not environ.get(c.api_key_env):
             problems[cid] = f"credentials not set ({c.api_key_env})"
         elif c.api == "openai" and not c.base_url:
             problems[cid] = "no base_url"

@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from routectl.runtime.anthropic import StreamTranslator, from_anthropic, to_anthropic
 from routectl.runtime.echo import echo_completion, echo_events
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.request import ChatRequest
@@ -228,8 +229,14 @@ class _Forwarder:
         session = self.rt.session
         assert session is not None, "the app's ClientSession is opened in cleanup_ctx"
         body = self.chat.body
-        body["model"] = cand.upstream_model
-        payload = orjson.dumps(body)
+        anthropic = cand.connection.api == "anthropic"
+        if anthropic:
+            info = cand.member.info
+            limit = info.max_output_tokens if info is not None else None
+            payload = orjson.dumps(to_anthropic(body, cand.upstream_model, limit))
+        else:
+            body["model"] = cand.upstream_model
+            payload = orjson.dumps(body)
         seconds = self.route.timeout_ms / 1000
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
         started = time.perf_counter()
@@ -260,7 +267,7 @@ class _Forwarder:
                     _retry_after(resp.headers.get("Retry-After")),
                 )
             if self.chat.stream:
-                return await self._stream(cand, resp, started)
+                return await self._stream(cand, resp, started, anthropic)
             try:
                 raw = await resp.read()
             except TimeoutError:
@@ -279,6 +286,8 @@ class _Forwarder:
                 return web.Response(
                     status=resp.status, body=raw, content_type=ctype, headers=headers
                 )
+            if anthropic:
+                data = from_anthropic(data, cand.model_id, int(time.time()))
             data["model"] = cand.model_id
             data.update(routing_fields(self.route, self.plan, cand, first, reason, self.loaded.sha))
             _note_usage(self.rec, cand, data.get("usage"))
@@ -292,8 +301,23 @@ class _Forwarder:
         self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
         self.rt.metrics.upstream_latency.labels(cand.model_id, cand.connection_id).observe(seconds)
 
+    def _translator(self, cand: Candidate) -> StreamTranslator:
+        options = self.chat.body.get("stream_options")
+        usage = isinstance(options, dict) and options.get("include_usage") is True
+        return StreamTranslator(cand.model_id, int(time.time()), usage)
+
+    async def _translated_end(
+        self, cand: Candidate, out: web.StreamResponse, translate: StreamTranslator
+    ) -> None:
+        tail = translate.close()
+        if tail:
+            await out.write(tail)
+        if translate.error is not None:
+            self.rec["stream_error"] = translate.error
+        _note_usage(self.rec, cand, translate.usage)
+
     async def _stream(
-        self, cand: Candidate, resp: aiohttp.ClientResponse, started: float
+        self, cand: Candidate, resp: aiohttp.ClientResponse, started: float, anthropic: bool
     ) -> web.StreamResponse:
         content = resp.content
         # wait for the first bytes before answering: until then a failure can still fall back
@@ -311,11 +335,19 @@ class _Forwarder:
         )
         out.content_type = resp.headers.get("Content-Type", "text/event-stream").split(";")[0]
         out.headers["Cache-Control"] = "no-cache"
+        translate = self._translator(cand) if anthropic else None
+        if translate is not None:
+            out.content_type = "text/event-stream"
         await out.prepare(self.request)
         try:
             while chunk:
-                await out.write(chunk)
+                if translate is not None:
+                    chunk = translate.feed(chunk)  # each complete event goes on as it arrives
+                if chunk:
+                    await out.write(chunk)
                 chunk = await content.readany()
+            if translate is not None:
+                await self._translated_end(cand, out, translate)
         except (ConnectionResetError, asyncio.CancelledError):
             # the client went away: leaving closes the upstream response, cancelling the request
             self.rec["status"] = 499
