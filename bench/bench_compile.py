@@ -9,6 +9,7 @@ the cost per collection, so linear growth is visible. Not a pytest test: run `ma
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import shutil
@@ -78,8 +79,12 @@ def make_config(collections: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _compile(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one compile; wait4 gives this child's own rusage."""
+def _compile(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one compile; wait4 gives this child's own rusage.
+
+    CPU time (user + system) is reported next to wall time because it barely moves when other
+    processes share the machine, while wall time does.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -87,16 +92,16 @@ def _compile(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"compile failed ({proc.returncode}): {' '.join(argv)}")
-    return wall, usage.ru_maxrss / 1024  # KiB on Linux
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # KiB on Linux
 
 
 def run(sizes: list[int], runs: int, budget_s: float) -> tuple[str, list[str]]:
     """Compile each size up to `runs` times within `budget_s`; the Markdown table and notes."""
     routectl = shutil.which("routectl", path=str(Path(sys.executable).parent)) or "routectl"
     rows = [
-        "| collections | members | YAML size | runs | median wall (s) | peak RSS (MB) "
-        "| µs per collection |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| collections | members | YAML size | runs | median wall (s) | median CPU (s) "
+        "| peak RSS (MB) | µs per collection |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes: list[str] = []
     deadline = time.monotonic() + budget_s
@@ -115,49 +120,89 @@ def run(sizes: list[int], runs: int, budget_s: float) -> tuple[str, list[str]]:
             config = Path(tmp) / f"routing-{size}.yaml"
             config.write_text(make_config(size), encoding="utf-8")
             times: list[float] = []
+            cpus: list[float] = []
             peak = 0.0
             for r in range(planned):
                 out = Path(tmp) / f"out-{size}-{r}"
-                wall, rss = _compile(
+                wall, cpu, rss = _compile(
                     [routectl, "compile", str(config), "--out", str(out)],
                     {**os.environ, "PYTHONHASHSEED": str(r)},
                 )
                 times.append(wall)
+                cpus.append(cpu)
                 peak = max(peak, rss)
                 shutil.rmtree(out)
             wall = statistics.median(times)
+            cpu = statistics.median(cpus)
             per_collection = wall / size
             kib = config.stat().st_size / 1024
             rows.append(
                 f"| {size:,} | {size * MEMBERS:,} | {kib:,.0f} KiB | {planned} | {wall:.2f} "
-                f"| {peak:.0f} | {per_collection * 1e6:,.0f} |"
+                f"| {cpu:.2f} | {peak:.0f} | {per_collection * 1e6:,.0f} |"
             )
             print(rows[-1], file=sys.stderr, flush=True)
     return "\n".join(rows), notes
 
 
+_IMPORTS = (
+    "import time; t = time.perf_counter(); "
+    "import routectl.cli, routectl.compiler, routectl.compiler.generate; "
+    "print(time.perf_counter() - t)"
+)
+
+
 def phases(size: int) -> str:
-    """Where one compile of `size` collections spends its time, measured in this process."""
-    from routectl.compiler import sql
-    from routectl.compiler.build import analyze
+    """Where one compile of `size` collections spends its time, measured in this process.
+
+    The first row is the import of what `routectl compile` loads, timed in a fresh interpreter
+    (this process has imported it already).
+    """
+    from routectl.compiler.db.compare import compare_rows
+    from routectl.compiler.db.render import render_migration, render_seed
+    from routectl.compiler.db.rows import table_rows
+    from routectl.compiler.loader import load_document
     from routectl.compiler.lower import lower
+    from routectl.compiler.model import RoutingConfig
+    from routectl.compiler.validate import check_meaning
     from routectl.table import dump_table
 
+    imports = subprocess.run(
+        [sys.executable, "-c", _IMPORTS], capture_output=True, text=True, check=True
+    )
     text = make_config(size)
-    marks = [("load + validate", time.perf_counter())]
-    config, diagnostics = analyze(text)
-    assert config is not None, diagnostics
-    marks.append(("lower", time.perf_counter()))
+    timings = [("imports (fresh process)", float(imports.stdout))]
+    # as in `routectl compile`, which pauses the cyclic GC around the same work
+    gc.disable()
+
+    # the steps of analyze(), timed one by one
+    start = time.perf_counter()
+    doc = load_document(text)
+    loaded = time.perf_counter()
+    config = RoutingConfig.model_validate(doc.data)
+    diagnostics = check_meaning(doc)
+    assert not diagnostics, diagnostics
+    timings.append(("YAML load", loaded - start))
+    timings.append(("validate (models + meaning checks)", time.perf_counter() - loaded))
+
+    marks = [("lower", time.perf_counter())]
     table = lower(config)
     marks.append(("dump table", time.perf_counter()))
-    dump_table(table)
-    marks.append(("SQL (seed + first migration)", time.perf_counter()))
-    sql.sql_outputs(None, table, {})
+    sha = dump_table(table)[1]
+    marks.append(("SQL rows + diff", time.perf_counter()))
+    rows = table_rows(table)
+    ops = compare_rows(table_rows(None), rows)
+    marks.append(("SQL render (first migration)", time.perf_counter()))
+    render_migration(number=1, name="0001_initial", from_hash=None, to_hash=sha, ops=ops)
+    marks.append(("SQL render (seed)", time.perf_counter()))
+    render_seed(table, to_hash=sha, number=1, rows=rows)
     marks.append(("", time.perf_counter()))
-    rows = [f"| phase ({size:,} collections) | seconds |", "|---|---:|"]
-    for (name, start), (_, end) in itertools.pairwise(marks):
-        rows.append(f"| {name} | {end - start:.2f} |")
-    return "\n".join(rows)
+    timings += [(name, end - begin) for (name, begin), (_, end) in itertools.pairwise(marks)]
+    gc.enable()
+
+    out = [f"| phase ({size:,} collections) | seconds |", "|---|---:|"]
+    out += [f"| {name} | {seconds:.2f} |" for name, seconds in timings]
+    out.append(f"| **total** | **{sum(s for _, s in timings):.2f}** |")
+    return "\n".join(out)
 
 
 def main() -> None:

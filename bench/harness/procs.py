@@ -173,12 +173,21 @@ def cpu_ticks(pid: int) -> int:
     return total
 
 
-def peak_rss_kb(pid: int) -> int:
-    """Sum of VmHWM (peak resident set) over the process tree, in KiB."""
+def _status_kb(pid: int, field: str) -> int:
     total = 0
     for p in tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
     return total
+
+
+def peak_rss_kb(pid: int) -> int:
+    """Sum of VmHWM (peak resident set) over the process tree, in KiB."""
+    return _status_kb(pid, "VmHWM")
+
+
+def rss_kb(pid: int) -> int:
+    """Sum of VmRSS (current resident set) over the process tree, in KiB."""
+    return _status_kb(pid, "VmRSS")

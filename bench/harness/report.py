@@ -29,6 +29,7 @@ class Row:
     cpu_us: float | None = None
     rss_mb: float | None = None
     note: str = ""
+    spread: dict[str, int] | None = None  # upstream requests per model during the row
 
 
 def _f(x: float | None, digits: int = 2) -> str:
@@ -216,14 +217,30 @@ def goal_lines(rows: list[Row], routes: list[str], big: TableFigure | None) -> l
             )
         )
     if big is not None:
-        rss = big.serve_rss_mb if big.serve_rss_mb is not None else big.peak_rss_mb
+        if big.serve_rss_mb is not None and big.serve_peak_mb is not None:
+            rss, what = (
+                big.serve_rss_mb,
+                f"`routectl serve` once ready (peak {big.serve_peak_mb:.1f} MB)",
+            )
+        else:
+            rss, what = big.peak_rss_mb, "load_table + create_app, peak"
         out.append(
-            _check(rss < 150, f"RSS < 150 MB with {big.collections:,} collections: {rss:.1f} MB")
+            _check(
+                rss < 150,
+                f"RSS < 150 MB with {big.collections:,} collections: {rss:.1f} MB, {what}",
+            )
+        )
+        loaded = big.load_s + (big.app_s or 0.0)
+        ready = (
+            ""
+            if big.serve_ready_s is None
+            else f"; `routectl serve` ready after {big.serve_ready_s:.2f} s"
         )
         out.append(
             _check(
-                big.load_s < 1.0,
-                f"{big.collections:,}-collection table loaded in < 1 s: {big.load_s:.2f} s",
+                loaded < 1.0,
+                f"{big.collections:,}-collection table loaded in < 1 s (load_table + create_app): "
+                f"{loaded:.2f} s{ready}",
             )
         )
     return out
@@ -233,13 +250,14 @@ def table_size_markdown(figures: list[TableFigure]) -> str:
     """The table-size figures: load_table and create_app in a fresh interpreter, and `routectl serve`."""
     out = [
         "| table | collections | file MB | load_table s | create_app s | peak RSS MB (load + app) "
-        "| serve ready s | serve peak RSS MB |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| serve ready s | serve peak RSS MB | serve RSS MB once ready |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for f in figures:
         out.append(
             f"| {f.label} | {f.collections:,} | {f.file_mb:.1f} | {f.load_s:.3f} | {_f(f.app_s, 3)} "
-            f"| {f.peak_rss_mb:.1f} | {_f(f.serve_ready_s, 2)} | {_f(f.serve_rss_mb, 1)} |"
+            f"| {f.peak_rss_mb:.1f} | {_f(f.serve_ready_s, 2)} | {_f(f.serve_peak_mb, 1)} "
+            f"| {_f(f.serve_rss_mb, 1)} |"
         )
     notes = [f"- {f.label}: {f.note}" for f in figures if f.note]
     return "\n".join(out + notes)

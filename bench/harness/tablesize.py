@@ -47,7 +47,8 @@ class TableFigure:
     peak_rss_mb: float
     note: str
     serve_ready_s: float | None = None
-    serve_rss_mb: float | None = None
+    serve_peak_mb: float | None = None
+    serve_rss_mb: float | None = None  # once ready: the load's transient objects are gone
 
 
 def build_big_table(base_table: Path, n: int, out: Path) -> Path:
@@ -89,6 +90,8 @@ def measure_load(label: str, table: Path) -> TableFigure:
     )
 
 
-def with_serve(fig: TableFigure, ready_s: float, rss_kb: int) -> TableFigure:
-    """The figure plus `routectl serve`'s time to ready and its peak RSS."""
-    return dataclasses.replace(fig, serve_ready_s=ready_s, serve_rss_mb=rss_kb / 1024.0)
+def with_serve(fig: TableFigure, ready_s: float, peak_kb: int, rss_kb: int) -> TableFigure:
+    """The figure plus `routectl serve`'s time to ready, its peak RSS and its RSS once ready."""
+    return dataclasses.replace(
+        fig, serve_ready_s=ready_s, serve_peak_mb=peak_kb / 1024.0, serve_rss_mb=rss_kb / 1024.0
+    )

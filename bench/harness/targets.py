@@ -185,7 +185,9 @@ def litellm_version() -> str | None:
 def write_litellm_config(work_dir: Path, upstream_v1: str) -> Path:
     """A LiteLLM proxy config: the same upstream model, alone and as a 3-deployment group."""
     models = [("fake/gpt-4o-mini", "gpt-4o-mini")]
-    models += [("bench-group", name) for name in ("gpt-4o-mini", "gpt-4o", "llama-3.3-70b")]
+    # OpenAI names only: for a llama name LiteLLM fetches a tokenizer from the internet when it
+    # counts tokens, and without network it retries for about 20 s per request
+    models += [("bench-group", name) for name in ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini")]
     lines = ["model_list:"]
     for alias, upstream_name in models:
         lines += [
@@ -218,6 +220,7 @@ def start_litellm(group: ProcessGroup, config: Path, port: int, cpus: str | None
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch of the price list from the internet
         "LITELLM_LOG": "ERROR",
         "LITELLM_TELEMETRY": "False",
+        "HF_HUB_OFFLINE": "1",  # fail fast instead of retrying downloads with no network
     }
     env.pop("DATABASE_URL", None)
     proc = group.start("litellm", argv, cpus, env=env)

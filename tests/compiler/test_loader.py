@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from routectl.compiler import loader
 from routectl.compiler.loader import format_path, load_document
 
 TEXT = """\
@@ -78,3 +83,51 @@ def test_python_tags_are_refused() -> None:
     doc = load_document("a: !!python/name:os.system x\n")
     assert doc.data is None
     assert doc.diagnostics[0].message.startswith("YAML error")
+
+
+# The fast path (parser events) and the node path (composed tree) must build the same data;
+# anything the fast path cannot vouch for must fall back to the node path.
+_ROOT = Path(__file__).resolve().parents[2]
+_YAML_FILES = sorted(
+    [_ROOT / "routing.yaml", *(_ROOT / "tests" / "fixtures").rglob("*.yaml")], key=str
+)
+_AWKWARD = [
+    "a: 0x1F\nb: 1_000\nc: .inf\nd: -.5e3\ne: 0o17\nf: 1:30\n",
+    "a: yes\nb: On\nc: ~\nd: null\ne: ''\nf: '1'\ng: 2026-11-22\n",
+    "a: 'it''s'\nb: \"tab\\there\"\nc: |\n  multi\n  line\n",
+]
+
+
+@pytest.mark.parametrize("path", _YAML_FILES, ids=lambda p: p.name)
+def test_fast_path_builds_the_same_data_as_the_node_path(path: Path) -> None:
+    text = path.read_text()
+    try:
+        fast = loader._plain_data(text)
+    except loader._Fallback:
+        return  # this file legitimately needs the node path (it has something to report)
+    assert fast == loader._load_nodes(text, path.name).data
+
+
+@pytest.mark.parametrize("text", _AWKWARD)
+def test_fast_path_agrees_on_awkward_scalars(text: str) -> None:
+    assert loader._plain_data(text) == loader._load_nodes(text, "x.yaml").data
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "base: &b {x: 1}\nother: *b\n",  # anchors and aliases
+        "a: !!str 1\n",  # explicit tag
+        "a: 1\na: 2\n",  # duplicate key
+        "? [1, 2]\n: x\n",  # non-name key
+        "a: [1, 2\n",  # syntax error
+    ],
+)
+def test_rare_features_fall_back_to_the_node_path(text: str) -> None:
+    with pytest.raises(loader._Fallback):
+        loader._plain_data(text)
+
+
+def test_the_repo_config_takes_the_fast_path() -> None:
+    text = (_ROOT / "routing.yaml").read_text()
+    assert loader._plain_data(text)["version"] == 1

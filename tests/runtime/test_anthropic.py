@@ -493,7 +493,7 @@ def test_stream_error_event_and_early_end() -> None:
 
 
 def test_credentials_rule_applies_to_anthropic_connections() -> None:
-    table = build_table(None, text=config(1, 2))
+    table = build_table(text=config(1, 2))
     assert credential_problems(table, ENV) == {}
     assert credential_problems(table, {"PLATFORM_KEY": "x"}) == {
         "platform-claude": "credentials not set (ANTHROPIC_TEST_KEY)"
@@ -650,7 +650,7 @@ def setup(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Setup]:
     anth: FakeAnthropic = loop_thread.run(make())
     anth_runner, anth.port = loop_thread.start(anth.app())
     clock = FakeClock()
-    table = build_table(None, text=config(anth.port, fake.port))
+    table = build_table(text=config(anth.port, fake.port))
     app = create_app(table, rng=random.Random(1), clock=clock, environ=ENV)
     runner, port = loop_thread.start(app)
     client = openai.OpenAI(

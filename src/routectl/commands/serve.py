@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -16,8 +17,14 @@ DEFAULT_TABLE = "generated/routing_table.json"
 
 
 def _setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    from routectl.runtime.accesslog import BufferedLineHandler
+
+    # what no routectl log line shows; LogRecord skips looking them up (logging HOWTO, Optimization)
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    # one JSON line per request, written in batches off the event loop
+    handler = BufferedLineHandler(sys.stderr)
     access = logging.getLogger("routectl.access")
     access.addHandler(handler)
     access.setLevel(logging.INFO)
@@ -41,6 +48,9 @@ async def _serve(
 
     table = load_table(table_path)
     app = create_app(table, max_body_bytes=max_body_bytes, table_path=table_path)
+    # the table and its index live as long as the process: keep the collector from re-scanning them
+    gc.collect()
+    gc.freeze()
     runtime = app[RUNTIME]
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -88,6 +98,7 @@ def _run_workers(n: int, table_path: Path, host: str, port: int, max_body_bytes:
             except BaseException:  # a worker must exit, never return into the parent's code
                 logging.getLogger("routectl.runtime").exception("worker failed")
                 code = 1
+            logging.shutdown()  # os._exit skips atexit: write the buffered access log first
             os._exit(code)
         children.append(pid)
 

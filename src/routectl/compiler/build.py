@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pydantic
 
+from routectl.compiler.gcpause import gc_paused
 from routectl.compiler.loader import Document, load_document
 from routectl.compiler.lower import lower
 from routectl.compiler.model import RoutingConfig
-from routectl.compiler.schema import validate_schema
 from routectl.compiler.validate import check_meaning
 from routectl.errors import ConfigError, Diagnostic
 from routectl.table import RoutingTable, dump_table
@@ -52,6 +52,9 @@ def analyze(
     try:
         config = RoutingConfig.model_validate(doc.data)
     except pydantic.ValidationError as exc:
+        # jsonschema costs a tenth of a second to import: only a rejected file pays for it
+        from routectl.compiler.schema import validate_schema
+
         config = None
         diagnostics += validate_schema(doc) or _pydantic_diagnostics(doc, exc)
     diagnostics += check_meaning(doc)
@@ -80,8 +83,9 @@ def build_table(
 ) -> RoutingTable:
     """Load, validate and lower a config into a RoutingTable with its sha256; ConfigError if invalid."""
     body, name = read_source(source, text, filename)
-    config, diagnostics = analyze(body, name)
-    if config is None:
-        raise ConfigError(diagnostics)
-    table = lower(config)
-    return dataclasses.replace(table, sha256=dump_table(table)[1])
+    with gc_paused():
+        config, diagnostics = analyze(body, name)
+        if config is None:
+            raise ConfigError(diagnostics)
+        table = lower(config)
+        return dataclasses.replace(table, sha256=dump_table(table)[1])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from routectl.compiler import sql
+from routectl.compiler.gcpause import gc_paused
 from routectl.table import RoutingTable, TableError, dump_table, load_table_bytes
 
 __all__ = [
@@ -59,12 +60,13 @@ def _previous_table(out_dir: Path, warnings: list[str]) -> RoutingTable | None:
 def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
     """Everything compile writes for `table`, given what out_dir holds now; writes nothing."""
     warnings: list[str] = []
-    previous = _previous_table(out_dir, warnings)
-    existing = read_existing_migrations(out_dir)
-    table_bytes, _ = dump_table(table)
-    files = {TABLE_FILE: table_bytes}
-    for rel, content in sql.sql_outputs(previous, table, existing).items():
-        files[rel] = content
+    with gc_paused():
+        previous = _previous_table(out_dir, warnings)
+        existing = read_existing_migrations(out_dir)
+        table_bytes, _ = dump_table(table)
+        files = {TABLE_FILE: table_bytes}
+        for rel, content in sql.sql_outputs(previous, table, existing).items():
+            files[rel] = content
     return Plan(
         table=table,
         files=dict(sorted(files.items())),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,9 +67,10 @@ class Document:
     filename: str
     data: Any
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    root: Any = None  # the yaml node tree
+    root: Any = None  # the yaml node tree; composed from `text` on the first mark() when None
     # per mapping node (by id): key -> (key node, value node), built on first lookup
     _children: dict[int, dict[str, tuple[Any, Any]]] = field(default_factory=dict, repr=False)
+    text: str | None = field(default=None, repr=False)
 
     def _child(self, node: Any, part: str | int) -> tuple[Any, Any] | None:
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
@@ -86,6 +88,9 @@ class Document:
 
     def mark(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """The line:col of `path` (of its key when `key`), else of its nearest existing parent."""
+        if self.root is None and self.text is not None:
+            self.root = _compose(self.text)
+            self.text = None
         node = self.root
         if node is None:
             return (1, 1)
@@ -118,6 +123,141 @@ def format_path(path: PathKey) -> str:
 
 def load_document(text: str, filename: str = "routing.yaml") -> Document:
     """Parse YAML text into a Document; syntax errors become diagnostics, never exceptions."""
+    try:
+        data = _plain_data(text)
+    except _Fallback:
+        return _load_nodes(text, filename)
+    # nothing in the file needs a diagnostic from the loader; marks come from the node tree,
+    # composed only if a later check asks for one
+    return Document(filename=filename, data=data, text=text)
+
+
+def _compose(text: str) -> Any:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+# ------------------------------------------------------------------------------- the fast path
+# A plain document (no anchors, aliases, explicit tags, non-name keys or duplicate keys: every
+# routing.yaml written by hand or generated) is built straight from libyaml's parser events.
+# Composing the node tree costs four times as much (a Python node and two marks per value), and
+# a valid file never needs a mark. Anything else falls back to the node path below, which
+# builds the same data and reports what the fast path declined.
+
+
+class _Fallback(Exception):
+    """The document needs the node path: it has something to report or a rare YAML feature."""
+
+
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL_VALUES: dict[str, bool] = dict(yaml.constructor.SafeConstructor.bool_values)
+# the spellings where int()/float() agree with pyyaml's constructors (no 0x, 0o, "_", ":", .inf)
+_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_NO_KEY: Any = object()  # a mapping waiting for its next key
+
+
+def _scalar(loader: Any, tag: str, value: str, event: Any) -> Any:
+    """The value of a resolved non-string scalar, as pyyaml's safe constructor builds it."""
+    if tag == _INT and _DECIMAL_INT.fullmatch(value):
+        return int(value)
+    if tag == _FLOAT and _DECIMAL_FLOAT.fullmatch(value):
+        return float(value)
+    if tag == _BOOL:
+        return _BOOL_VALUES[value.lower()]
+    if tag == _NULL:
+        return None
+    node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark)
+    return loader.construct_object(node)
+
+
+def _plain_data(text: str) -> Any:
+    """Plain data of a plain single-document file from parser events; _Fallback otherwise."""
+    loader = _Loader(text)
+    try:
+        return _build_from_events(loader)
+    except yaml.YAMLError:
+        raise _Fallback from None
+    finally:
+        loader.dispose()
+
+
+def _build_from_events(loader: Any) -> Any:
+    get = loader.get_event
+    if type(get()) is not yaml.StreamStartEvent or type(get()) is not yaml.DocumentStartEvent:
+        raise _Fallback
+    root: Any = None
+    # (container, key) of each enclosing collection; `container` is the dict or list being
+    # filled (None above the root), `key` the mapping key whose value comes next
+    stack: list[tuple[Any, Any]] = []
+    container: Any = None
+    key: Any = _NO_KEY
+    value: Any
+    while True:
+        event = get()
+        kind = type(event)
+        if kind is _ScalarEvent:
+            if event.anchor is not None or event.tag is not None:
+                raise _Fallback
+            raw = event.value
+            tag = _STR
+            if event.implicit[0]:  # plain: resolved as _Loader.resolve does
+                for candidate, regexp in _IMPLICIT.get(raw[:1], ()):
+                    if regexp.match(raw):
+                        tag = candidate
+                        break
+            if key is _NO_KEY and type(container) is dict:
+                if tag != _STR or raw in container:
+                    raise _Fallback
+                key = raw
+                continue
+            value = raw if tag in (_STR, _TIMESTAMP) else _scalar(loader, tag, raw, event)
+        elif kind is _MappingStartEvent or kind is _SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None:
+                raise _Fallback
+            if key is _NO_KEY and type(container) is dict:
+                raise _Fallback  # a list or mapping as a key
+            value = {} if kind is _MappingStartEvent else []
+        elif kind is _MappingEndEvent or kind is _SequenceEndEvent:
+            container, key = stack.pop()
+            continue
+        elif kind is yaml.DocumentEndEvent:
+            break
+        else:  # an alias, or something a plain document never holds
+            raise _Fallback
+        if container is None:
+            root = value
+        elif type(container) is list:
+            container.append(value)
+        else:
+            container[key] = value
+            key = _NO_KEY
+        if kind is not _ScalarEvent:
+            stack.append((container, key))
+            container, key = value, _NO_KEY
+    if type(get()) is not yaml.StreamEndEvent:
+        raise _Fallback  # more than one document
+    return root
+
+
+_ScalarEvent = yaml.ScalarEvent
+_MappingStartEvent = yaml.MappingStartEvent
+_MappingEndEvent = yaml.MappingEndEvent
+_SequenceStartEvent = yaml.SequenceStartEvent
+_SequenceEndEvent = yaml.SequenceEndEvent
+
+
+# ------------------------------------------------------------------------------- the node path
+
+
+def _load_nodes(text: str, filename: str) -> Document:
+    """The Document of any file, built from its node tree, with every loader diagnostic."""
     doc = Document(filename=filename, data=None)
     loader = _Loader(text)
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from routectl.compiler.db.chain import MigrationFile, parse_chain
-from routectl.compiler.db.compare import compare
-from routectl.compiler.db.render import render_migration, render_seed
+from routectl.compiler.db.compare import compare_rows
+from routectl.compiler.db.render import Rows, render_migration, render_seed
+from routectl.compiler.db.rows import table_rows
 from routectl.compiler.db.slug import slug_for
 from routectl.table import RoutingTable, dump_table
 
@@ -33,11 +34,14 @@ def _migration_files(existing: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def _next_migration(
-    previous: RoutingTable | None, new: RoutingTable, new_hash: str, chain: list[MigrationFile]
+    previous: RoutingTable | None,
+    new_rows: Rows,
+    new_hash: str,
+    chain: list[MigrationFile],
 ) -> tuple[str, str] | None:
     """(relative path, text) of the migration this compile adds, or None when nothing changed."""
     if not chain:
-        ops = compare(None, new)
+        ops = compare_rows(table_rows(None), new_rows)
         name = "0001_initial"
         return f"{MIGRATIONS}/{name}.sql", render_migration(
             number=1, name=name, from_hash=None, to_hash=new_hash, ops=ops
@@ -47,7 +51,7 @@ def _next_migration(
         return None
     number = max(m.number for m in chain) + 1
     if previous is not None and _hash(previous) == last.to_hash:
-        ops = compare(previous, new)
+        ops = compare_rows(table_rows(previous), new_rows)
         name = f"{number:04d}_{slug_for(ops)}"
         text = render_migration(
             number=number, name=name, from_hash=last.to_hash, to_hash=new_hash, ops=ops
@@ -57,7 +61,12 @@ def _next_migration(
         # without it there is nothing to diff against, so converge to the whole new state
         name = f"{number:04d}_resync"
         text = render_migration(
-            number=number, name=name, from_hash=last.to_hash, to_hash=new_hash, ops=[], resync=new
+            number=number,
+            name=name,
+            from_hash=last.to_hash,
+            to_hash=new_hash,
+            ops=[],
+            resync_rows=new_rows,
         )
     return f"{MIGRATIONS}/{name}.sql", text
 
@@ -74,13 +83,16 @@ def sql_outputs(
     new_hash = _hash(new)
     chain, _ = parse_chain(_migration_files(existing))
     out: dict[str, bytes] = {}
-    migration = _next_migration(previous, new, new_hash, chain)
+    # the relational projection of `new`, with every row's SQL text: built once, shared by the
+    # diff, the migration and the seed
+    new_rows = table_rows(new)
+    migration = _next_migration(previous, new_rows, new_hash, chain)
     number = chain[-1].number if chain else None
     if migration is not None:
         path, text = migration
         out[path] = text.encode()
         number = int(PurePosixPath(path).name[:4])
-    out[SEED] = render_seed(new, to_hash=new_hash, number=number).encode()
+    out[SEED] = render_seed(new, to_hash=new_hash, number=number, rows=new_rows).encode()
     return out
 
 

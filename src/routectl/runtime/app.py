@@ -50,10 +50,12 @@ def create_app(
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
         # one keep-alive pool per app: connection reuse is most of a proxy's latency budget
         connector = aiohttp.TCPConnector(limit=connection_limit, keepalive_timeout=30)
+        # no cookie jar: a gateway must not carry one caller's upstream cookies to the next; no
+        # decompression: bodies pass through as they came (requests ask for identity encoding)
         async with aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            cookie_jar=aiohttp.DummyCookieJar(),
         ) as session:
             runtime.session = session
             yield

@@ -12,6 +12,7 @@ the runtime does. Two modes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -59,16 +60,25 @@ class RoutePlan:
     route: Route
     candidates: tuple[Candidate, ...]  # at most route.max_attempts
     excluded: tuple[str, ...]  # "<model>: <why>"
-    eligible: tuple[RouteMember, ...]  # the members the strategy chose among, in its order
     total_members: int
     committed: bool
     info: dict[str, Any] = field(default_factory=dict)  # strategy fields (_usage_at_selection...)
     selection: Selection | None = None
+    pool: Pool | None = None  # the members the strategy chose among
+    secondary: tuple[RouteMember, ...] = ()  # eligible but lacking a wanted capability
+
+    @property
+    def eligible(self) -> tuple[RouteMember, ...]:
+        """The eligible members in the strategy's order, then those lacking a wanted capability."""
+        # built on demand: the request path only needs the first few, via `candidates`
+        if self.pool is None or self.selection is None:
+            return self.secondary
+        return (*map(self.pool.members.__getitem__, self.selection.order), *self.secondary)
 
     @property
     def available_models(self) -> int:
         """How many members were eligible."""
-        return len(self.eligible)
+        return (self.pool.n if self.pool is not None else 0) + len(self.secondary)
 
     def error(self) -> RoutingError:
         """The 503 to answer when there is no candidate at all."""
@@ -203,7 +213,7 @@ def _prepared(table: RoutingTable, state: RoutingState, route: Route, caller: Ca
 
 def _eligibility(
     prep: _RoutePrep, state: RoutingState, need_tokens: int, now: float
-) -> tuple[Pool | None, dict[int, tuple[Candidate, ...]], list[str]]:
+) -> tuple[Pool | None, dict[int, tuple[Candidate, ...]], Sequence[str]]:
     """The slow path: some deployment of the route cools down, or the request is large."""
     excluded: list[str] = []
     eligible: list[RouteMember] = []
@@ -264,7 +274,9 @@ def plan_request(
     """Decide the ordered attempts of one request; with commit=False the state is not mutated."""
     if now is None:
         now = state.clock()
-    prep = _prepared(table, state, route, caller)
+    prep: _RoutePrep | None = state.prepared.get((route.key, caller.owners))
+    if prep is None or prep.members is not route.members:
+        prep = _prepared(table, state, route, caller)
     need_tokens = facts.prompt_tokens + facts.max_output_tokens
     cooling = state.cooldowns
     if need_tokens > prep.min_window or (
@@ -274,7 +286,7 @@ def plan_request(
         and not cooling.keys().isdisjoint(prep.deployments)
     ):
         pool, usable, excluded = _eligibility(prep, state, need_tokens, now)
-    else:
+    else:  # the common case: the answer precomputed for this (route, caller)
         pool, usable, excluded = prep.pool, prep.usable, prep.excluded
 
     secondary: tuple[RouteMember, ...] = ()
@@ -282,31 +294,34 @@ def plan_request(
         pool, secondary = _preferred(pool, _WANTED[(facts.needs_tools, facts.needs_vision)])
 
     if pool is None:
-        return RoutePlan(route, (), tuple(excluded), (), len(route.members), committed=False)
+        return RoutePlan(route, (), tuple(excluded), len(route.members), committed=False)
 
     strategy = STRATEGIES[route.strategy]
     selection = strategy.select(route, pool, state)
     if commit:
         strategy.commit(route, pool, selection, state)
-    ordered = tuple(map(pool.members.__getitem__, selection.order))
-    if secondary:
-        ordered += secondary
-
     # the first max_attempts of the members' attempts, in order
-    limit = max(route.max_attempts, 1)
+    limit = route.max_attempts if route.max_attempts > 0 else 1
+    members = pool.members
     candidates: list[Candidate] = []
-    for m in ordered:
-        candidates += usable[m.position]
+    for i in selection.order:
+        candidates += usable[members[i].position]
         if len(candidates) >= limit:
-            del candidates[limit:]
             break
+    else:
+        for m in secondary:
+            candidates += usable[m.position]
+            if len(candidates) >= limit:
+                break
+    del candidates[limit:]
     return RoutePlan(
         route,
         tuple(candidates),
         tuple(excluded),
-        ordered,
         len(route.members),
-        committed=commit,
-        info=selection.info,
-        selection=selection,
+        commit,
+        selection.info,
+        selection,
+        pool,
+        secondary,
     )

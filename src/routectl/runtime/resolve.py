@@ -194,6 +194,11 @@ class TableIndex:
         }
         self._single_routes: dict[tuple[str, str | None], Route] = {}
         self._connections: dict[tuple[frozenset[str], str, str | None], tuple[Connection, ...]] = {}
+        # (caller handle, caller owners, model name) -> the Route `resolve` answered (successes
+        # only, so client input cannot grow it past the names callers may really use)
+        self.resolved: dict[tuple[str, frozenset[str], str], Route] = {}
+        # bearer key -> caller, for keys that authenticated: one sha256 per key, not per request
+        self.by_key: dict[str, Caller] = {}
 
     def single_route(
         self, kind: RouteKind, requested: str, model_id: str, handle: str | None
@@ -228,6 +233,7 @@ class TableIndex:
 # identity because tables built in tests have no sha256 yet.
 _INDEXES: dict[int, tuple[RoutingTable, TableIndex]] = {}
 _MAX_INDEXES = 8
+_MAX_CACHED = 100_000  # entries per index cache (resolved names, authenticated keys)
 
 
 def index_of(table: RoutingTable) -> TableIndex:
@@ -246,11 +252,18 @@ def authenticate(table: RoutingTable, bearer_key: str | None) -> Caller | None:
     """The caller whose key digest is `sha256(bearer_key)`, or None for a missing or unknown key."""
     if not bearer_key:
         return None
+    index = index_of(table)
+    caller = index.by_key.get(bearer_key)
+    if caller is not None:
+        return caller
     digest = "sha256:" + hashlib.sha256(bearer_key.encode()).hexdigest()
     handle = table.api_keys.get(digest)
     if handle is None:
-        return None
-    return index_of(table).callers.get(handle)
+        return None  # unknown keys are not remembered: they would grow the cache unboundedly
+    caller = index.callers.get(handle)
+    if caller is not None and len(index.by_key) < _MAX_CACHED:
+        index.by_key[bearer_key] = caller
+    return caller
 
 
 def _may_see(caller: Caller, c: Collection) -> bool:
@@ -291,6 +304,18 @@ def _required_scope(table: RoutingTable, owner: str) -> str:
 
 def resolve(table: RoutingTable, caller: Caller, model_name: str) -> Route:
     """Resolve a request's `model` field to a Route, in the SPEC's order; raise RoutingError (403/404)."""
+    index = index_of(table)
+    key = (caller.handle, caller.owners, model_name)
+    route = index.resolved.get(key)
+    if route is None:
+        route = _resolve(table, caller, model_name)  # raises for names that do not resolve
+        if len(index.resolved) >= _MAX_CACHED:
+            index.resolved.clear()
+        index.resolved[key] = route
+    return route
+
+
+def _resolve(table: RoutingTable, caller: Caller, model_name: str) -> Route:
     # 1. exact system-collection name or alias; auto(x) means the system collection auto-x
     target = table.aliases.get(model_name)
     if target is not None:

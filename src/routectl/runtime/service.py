@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from routectl.runtime.anthropic import endpoint as anthropic_endpoint
 from routectl.runtime.metrics import Metrics
@@ -21,6 +23,16 @@ __all__ = ["Loaded", "Runtime"]
 log = logging.getLogger("routectl.runtime")
 
 
+# Sent on every upstream request. Naming them here (instead of letting aiohttp add its defaults,
+# or skipping them with skip_auto_headers, which copies and sorts headers per request) keeps the
+# client on its fast path; identity encoding because the client does not decompress.
+_UPSTREAM_DEFAULTS = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": "routectl"}
+
+
+def _request_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict({**_UPSTREAM_DEFAULTS, **headers}))
+
+
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """One table and what is derived from it once: index, upstream URLs, auth headers."""
@@ -28,27 +40,48 @@ class Loaded:
     table: RoutingTable
     index: TableIndex
     sha: str
-    urls: dict[str, str]  # connection id -> chat completions (or Anthropic messages) URL
-    headers: dict[str, dict[str, str]]  # connection id -> request headers (the key lives only here)
+    urls: dict[str, URL]  # connection id -> chat completions (or Anthropic messages) URL
+    # connection id -> request headers (the key lives only here)
+    headers: dict[str, CIMultiDictProxy[str]]
     models_payload: dict[str, bytes] = field(default_factory=dict)  # caller -> /v1/models body
+    # (connection id, model id) -> the headers of a chosen model's JSON answer, built once
+    answer_headers: dict[tuple[str, str], CIMultiDictProxy[str]] = field(default_factory=dict)
+
+    def chosen_headers(self, connection_id: str, model_id: str) -> CIMultiDictProxy[str]:
+        """The table, selected-model, connection and JSON content-type headers of an answer."""
+        found = self.answer_headers.get((connection_id, model_id))
+        if found is None:
+            found = CIMultiDictProxy(
+                CIMultiDict(
+                    {
+                        "Content-Type": "application/json",
+                        "x-routectl-table": self.sha,
+                        "x-routectl-selected-model": model_id,
+                        "x-routectl-connection": connection_id,
+                    }
+                )
+            )
+            self.answer_headers[(connection_id, model_id)] = found
+        return found
 
 
 def _load(table: RoutingTable, environ: Mapping[str, str]) -> Loaded:
-    urls: dict[str, str] = {}
-    headers: dict[str, dict[str, str]] = {}
+    urls: dict[str, URL] = {}
+    headers: dict[str, CIMultiDictProxy[str]] = {}
     for cid, c in table.connections.items():
         if c.api == "anthropic":
             key = environ.get(c.api_key_env) if c.api_key_env else None
-            urls[cid], headers[cid] = anthropic_endpoint(c.base_url, key)
+            url, h = anthropic_endpoint(c.base_url, key)
+            urls[cid], headers[cid] = URL(url), _request_headers(h)
             continue
         if c.api != "openai" or not c.base_url:
             continue
-        urls[cid] = c.base_url.rstrip("/") + "/chat/completions"
+        urls[cid] = URL(c.base_url.rstrip("/") + "/chat/completions")
         h = {"Content-Type": "application/json"}
         key = environ.get(c.api_key_env) if c.api_key_env else None
         if key:
             h["Authorization"] = f"Bearer {key}"
-        headers[cid] = h
+        headers[cid] = _request_headers(h)
     return Loaded(table, index_of(table), table.sha256, urls, headers)
 
 

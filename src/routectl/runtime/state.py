@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,8 +81,9 @@ class RoutingState:
         self.allowed_fails = allowed_fails
         # route key -> key of the member chosen last
         self.rr_last: dict[str, str] = {}
-        # route key -> member key -> smooth-WRR current weight (integers: exact splits)
-        self.wrr_current: dict[str, dict[str, int]] = {}
+        # route key -> member key -> smooth-WRR current weight (integers: exact splits); the
+        # weighted strategy stores a list-backed mapping here, so a decision rewrites no dict
+        self.wrr_current: dict[str, MutableMapping[str, int]] = {}
         # route key -> member key -> requests routed so far
         self.usage: dict[str, dict[str, int]] = {}
         # route key -> (the eligible list, its member keys) at the route's last decision: the
@@ -99,6 +100,9 @@ class RoutingState:
         self.unavailable: dict[str, str] = {}
         # plan's per-(route, caller) precomputation; depends on `unavailable`, so reset with it
         self.prepared: dict[tuple[str, frozenset[str]], Any] = {}
+        # least_used's per-route list copies of `usage` values, aligned with the
+        # members they last decided among; valid only while they still mirror the same dict
+        self.mirrors: dict[str, Any] = {}
 
     # ------------------------------------------------------------ table lifecycle
 
@@ -220,7 +224,7 @@ class RoutingState:
         """The live least-used counters of a route (a copy)."""
         return dict(self.usage.get(route_key, {}))
 
-    def wrr_of(self, route_key: str) -> dict[str, int]:
+    def wrr_of(self, route_key: str) -> MutableMapping[str, int]:
         """The smooth-WRR current weights of a route, created on first use (bounded for lb routes)."""
         cur = self.wrr_current.get(route_key)
         if cur is None:

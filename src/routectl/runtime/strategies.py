@@ -12,10 +12,9 @@ over member objects.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from operator import add
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from operator import add, itemgetter
 from typing import Any, Protocol
 
 from routectl.runtime.resolve import Route, RouteMember
@@ -41,10 +40,12 @@ class Pool:
     """
 
     __slots__ = (
+        "_orders",
         "by_weight",
         "cost_order",
         "extras",
         "identity",
+        "key_index",
         "keys",
         "keyset",
         "members",
@@ -54,10 +55,10 @@ class Pool:
         "n",
         "positions",
         "tie_order",
+        "tie_rank",
         "total",
         "weights",
         "zeros",
-        "_orders",
     )
 
     def __init__(self, members: list[RouteMember]) -> None:
@@ -66,6 +67,7 @@ class Pool:
         self.n = n
         self.keys = [m.key for m in members]
         self.keyset = frozenset(self.keys)
+        self.key_index = {k: i for i, k in enumerate(self.keys)}
         self.models = [m.model for m in members]
         self.model_ids = [m.model_id for m in members]
         self.positions = [m.position for m in members]  # ascending: members keep route order
@@ -77,6 +79,9 @@ class Pool:
         # stable sorts: equal keys keep member order
         ties = [m.tie for m in members]
         self.tie_order = sorted(range(n), key=ties.__getitem__)
+        self.tie_rank = [0] * n  # member index -> place in tie_order
+        for place, i in enumerate(self.tie_order):
+            self.tie_rank[i] = place
         costs = [m.cost for m in members]
         self.cost_order = tuple(sorted(range(n), key=costs.__getitem__))
         self.by_weight = sorted(range(n), key=lambda i: -self.weights[i])
@@ -101,13 +106,120 @@ class Pool:
         return order
 
 
-@dataclass(slots=True)
+def _values(values: Mapping[str, int], pool: Pool) -> list[int]:
+    """The pool members' values in `values` (0 when absent)."""
+    try:
+        # every member has a value once each was chosen (least_used) or after one commit (weighted)
+        return list(map(values.__getitem__, pool.keys))
+    except KeyError:
+        return list(map(values.get, pool.keys, pool.zeros))
+
+
+class SmoothWeights(MutableMapping[str, int]):
+    """A route's smooth-WRR current weights: a list aligned with a pool's keys, plus the others.
+
+    Every weighted decision changes every member's value; keeping them in a list the decision
+    replaces whole (instead of a dict rewritten key by key) is what makes one decision cheap.
+    Reads as an ordinary mapping (reload carry-over, tests, debugging).
+    """
+
+    __slots__ = ("index", "keys_", "rest", "values_")
+
+    def __init__(
+        self, keys: list[str], index: dict[str, int], values: list[int], rest: dict[str, int]
+    ) -> None:
+        self.keys_ = keys  # the pool's key list (identity tells a decision it is aligned)
+        self.index = index  # key -> position in keys_
+        self.values_ = values
+        self.rest = rest  # members outside the pool (not eligible at the last decision)
+
+    def __getitem__(self, key: str) -> int:
+        i = self.index.get(key)
+        return self.rest[key] if i is None else self.values_[i]
+
+    def __setitem__(self, key: str, value: int) -> None:
+        i = self.index.get(key)
+        if i is None:
+            self.rest[key] = value
+        else:
+            self.values_[i] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key in self.index:  # leave the aligned form: everything goes to `rest`
+            self.rest.update(zip(self.keys_, self.values_, strict=True))
+            self.keys_, self.index, self.values_ = [], {}, []
+        del self.rest[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.keys_
+        yield from self.rest
+
+    def __len__(self) -> int:
+        return len(self.keys_) + len(self.rest)
+
+    def __repr__(self) -> str:
+        return f"SmoothWeights({dict(self)!r})"
+
+
+class _Counts:
+    """least_used's view of a route's counters for one pool: kept sorted, updated by each commit.
+
+    `order` lists the pool's members by (count, tie-break rank), `keys` holds the matching
+    `count * n + rank` numbers (so a re-insert is one C-level bisect), and `alts` the matching
+    `{model, usage}` dicts; a commit moves one member, so a decision neither sorts nor builds
+    dicts. The dicts are shared by the plans made while their count holds: plans are read-only.
+    """
+
+    __slots__ = ("alts", "keys", "order", "pool", "source", "values")
+
+    def __init__(self, source: dict[str, int], pool: Pool, values: list[int]) -> None:
+        self.source = source  # the state dict this mirrors (a replaced dict invalidates it)
+        self.pool = pool
+        self.values = values  # count per pool member (0 when never chosen)
+        n, rank, models = pool.n, pool.tie_rank, pool.models
+        self.order = sorted(pool.tie_order, key=values.__getitem__)
+        self.keys = [values[i] * n + rank[i] for i in self.order]
+        self.alts = [{"model": models[i], "usage": values[i]} for i in self.order]
+
+    def count(self, best: int, value: int) -> None:
+        """Member `best`, first in `order`, now has `value` requests: move it to its place."""
+        self.values[best] = value
+        key = value * self.pool.n + self.pool.tie_rank[best]
+        del self.order[0], self.keys[0], self.alts[0]
+        at = bisect_right(self.keys, key)
+        self.order.insert(at, best)
+        self.keys.insert(at, key)
+        self.alts.insert(at, {"model": self.pool.models[best], "usage": value})
+
+
+_MAX_MIRRORS = 10_000  # routes keyed by client input (load balancers) must not grow this forever
+
+
+def _counts_of(
+    state: RoutingState, route: Route, source: dict[str, int] | None, pool: Pool
+) -> _Counts | None:
+    """The route's sorted counters when they still mirror `source` for this pool's members."""
+    mirror: _Counts | None = state.mirrors.get(route.key)
+    if mirror is not None and mirror.source is source and mirror.pool is pool:
+        return mirror
+    return None
+
+
 class Selection:
     """A strategy's order over the eligible members (indices, first = the choice)."""
 
-    order: Sequence[int]
-    info: dict[str, Any] = field(default_factory=dict)  # extra response fields
-    scratch: Any = None  # what commit needs from select (private to the strategy)
+    # a plain slotted class: one is made per decision, and a dataclass __init__ costs more
+    __slots__ = ("info", "order", "scratch")
+
+    def __init__(
+        self, order: Sequence[int], info: dict[str, Any] | None = None, scratch: Any = None
+    ) -> None:
+        self.order = order
+        self.info: dict[str, Any] = {} if info is None else info  # extra response fields
+        self.scratch = scratch  # what commit needs from select (private to the strategy)
+
+    def __repr__(self) -> str:
+        return f"Selection(order={list(self.order)!r}, info={self.info!r})"
 
 
 class Strategy(Protocol):
@@ -178,18 +290,27 @@ class Weighted:
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Add each weight to its current value; the largest wins (ties: member order)."""
         current = state.wrr_current.get(route.key)
-        if current:
-            tentative = list(map(add, map(current.get, pool.keys, pool.zeros), pool.weights))
-        else:
+        if not current:
             tentative = pool.weights.copy()
+        elif type(current) is SmoothWeights and current.keys_ is pool.keys:
+            tentative = list(map(add, current.values_, pool.weights))
+        else:
+            tentative = list(map(add, _values(current, pool), pool.weights))
         best = tentative.index(max(tentative))  # first of equals wins
-        return Selection(pool.order("weight", best), scratch=tentative)
+        return Selection(pool.order("weight", best), None, tentative)
 
     def commit(self, route: Route, pool: Pool, selection: Selection, state: RoutingState) -> None:
         """Store the new current weights and take the total off the winner."""
-        current = state.wrr_of(route.key)
-        current.update(zip(pool.keys, selection.scratch))
-        current[pool.keys[selection.order[0]]] -= pool.total
+        values: list[int] = selection.scratch  # this decision's own list: free to keep
+        values[selection.order[0]] -= pool.total
+        current = state.wrr_current.get(route.key)
+        if type(current) is SmoothWeights and current.keys_ is pool.keys:
+            current.values_ = values
+            return
+        current = state.wrr_of(route.key)  # created on first use (bounded for lb routes)
+        index = pool.key_index
+        rest = {k: v for k, v in current.items() if k not in index}
+        state.wrr_current[route.key] = SmoothWeights(pool.keys, index, values, rest)
 
 
 class LeastUsed:
@@ -205,8 +326,12 @@ class LeastUsed:
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Order by effective usage count."""
         counts = state.usage.get(route.key)
+        mirror = _counts_of(state, route, counts, pool) if counts else None
+        if mirror is not None:
+            usage = mirror.values
+        else:
+            usage = _values(counts, pool) if counts else pool.zeros
         keys = pool.keys
-        usage = list(map(counts.get, keys, pool.zeros)) if counts else pool.zeros.copy()
         bumped = False
         seen = state.usage_seen.get(route.key)
         # the same pool (same members list object) as last time: nobody joined
@@ -220,27 +345,36 @@ class LeastUsed:
                     u if k in known or u >= floor else floor
                     for k, u in zip(keys, usage, strict=True)
                 ]
-        # tie_order is sorted by the tie-break; a stable sort by usage keeps it among equals
-        order = sorted(pool.tie_order, key=usage.__getitem__)
-        models = pool.models
-        info = {
-            "_usage_at_selection": usage[order[0]],
-            "_model_alternatives": [
-                {"model": models[i], "usage": usage[i]} for i in order[1:]
-            ],
-        }
-        return Selection(order, info, scratch=(usage, bumped))
+        if mirror is not None and not bumped:
+            order: Sequence[int] = tuple(mirror.order)  # a snapshot: the mirror moves on
+            alternatives = mirror.alts[1:]
+        else:
+            # tie_order is sorted by the tie-break; a stable sort by usage keeps it among equals
+            order = sorted(pool.tie_order, key=usage.__getitem__)
+            models = pool.models
+            alternatives = [{"model": models[i], "usage": usage[i]} for i in order[1:]]
+        info = {"_usage_at_selection": usage[order[0]], "_model_alternatives": alternatives}
+        return Selection(order, info, (usage, bumped, mirror))
 
     def commit(self, route: Route, pool: Pool, selection: Selection, state: RoutingState) -> None:
         """Store the effective counts, count the chosen one, remember who was eligible."""
-        usage, bumped = selection.scratch
+        usage, bumped, mirror = selection.scratch
         counts = state.usage.get(route.key)
         if counts is None:
             counts = state.usage[route.key] = {}
         if bumped:
-            counts.update(zip(pool.keys, usage))
-        chosen = pool.keys[selection.order[0]]
-        counts[chosen] = counts.get(chosen, 0) + 1
+            counts.update(zip(pool.keys, usage, strict=True))
+        best = selection.order[0]
+        chosen = pool.keys[best]
+        count = counts[chosen] = counts.get(chosen, 0) + 1
+        if mirror is not None and not bumped:
+            mirror.count(best, count)
+        else:
+            values = list(usage)  # counts of every member (0 when never chosen), and this one
+            values[best] = count
+            if route.key not in state.mirrors and len(state.mirrors) >= _MAX_MIRRORS:
+                state.mirrors.clear()
+            state.mirrors[route.key] = _Counts(counts, pool, values)
         seen = state.usage_seen.get(route.key)
         if seen is None or seen[0] is not pool.members:
             state.usage_seen[route.key] = (pool.members, pool.keyset)
@@ -259,16 +393,50 @@ class CostOptimized:
         """Nothing to remember."""
 
 
+class _Latencies:
+    """latency_optimized's view of one pool: who is measured, and the last order it computed."""
+
+    __slots__ = ("head", "measured", "order", "read", "unmeasured_ids", "values")
+
+    def __init__(self, pool: Pool, latency: dict[str, float]) -> None:
+        ids = pool.model_ids
+        self.measured = [i for i in range(pool.n) if ids[i] in latency]
+        self.head = tuple(i for i in range(pool.n) if ids[i] not in latency)  # unmeasured first
+        self.unmeasured_ids = [ids[i] for i in self.head]
+        measured_ids = [ids[i] for i in self.measured]
+        # one C call reads every measured average (a 1-key itemgetter would not return a tuple)
+        if len(measured_ids) > 1:
+            self.read: Callable[[dict[str, float]], tuple[float, ...]] = itemgetter(*measured_ids)
+        elif measured_ids:
+            only = measured_ids[0]
+            self.read = lambda latency: (latency[only],)
+        else:
+            self.read = lambda latency: ()
+        self.values: tuple[float, ...] | None = None
+        self.order: tuple[int, ...] = ()
+
+
 class LatencyOptimized:
     """Lowest moving-average upstream latency first; members not yet measured are tried first."""
 
     name = "latency_optimized"
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
-        """Unmeasured (member order), then measured by moving average."""
-        # unmeasured members sort as -1 s: first, in member order (the sort is stable)
-        keys = list(map(state.latency.get, pool.model_ids, pool.minus_ones))
-        return Selection(sorted(pool.identity, key=keys.__getitem__))
+        """Unmeasured (member order), then measured by moving average (ties: member order)."""
+        latency = state.latency
+        view: _Latencies | None = pool.extras.get(_Latencies)
+        if view is None or any(map(latency.__contains__, view.unmeasured_ids)):
+            view = pool.extras[_Latencies] = _Latencies(pool, latency)
+        try:
+            values = view.read(latency)
+        except KeyError:  # a reload forgot a model's average: it is unmeasured again
+            view = pool.extras[_Latencies] = _Latencies(pool, latency)
+            values = view.read(latency)
+        if values != view.values:  # re-sort only when some average moved
+            by_latency = sorted(range(len(values)), key=values.__getitem__)  # stable
+            view.order = (*view.head, *map(view.measured.__getitem__, by_latency))
+            view.values = values
+        return Selection(view.order)
 
     def commit(self, route: Route, pool: Pool, selection: Selection, state: RoutingState) -> None:
         """Latency is recorded when the upstream answers, not here."""

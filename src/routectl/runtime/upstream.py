@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from routectl.runtime.anthropic import StreamTranslator, from_anthropic, to_anthropic
 from routectl.runtime.echo import echo_completion, echo_events
@@ -89,13 +90,28 @@ def routing_fields(
     return fields
 
 
-def _chosen_headers(loaded: Loaded, rid: str, cand: Candidate) -> dict[str, str]:
-    return {
-        "x-routectl-table": loaded.sha,
-        "x-request-id": rid,
-        "x-routectl-selected-model": cand.model_id,
-        "x-routectl-connection": cand.connection_id,
-    }
+def _chosen_headers(
+    loaded: Loaded, rid: str, cand: Candidate, content_type: str = _JSON
+) -> CIMultiDict[str]:
+    headers = CIMultiDict(loaded.chosen_headers(cand.connection_id, cand.model_id))
+    headers["x-request-id"] = rid
+    if content_type != _JSON:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+# one ClientTimeout per distinct timeout, not one per request
+_TIMEOUTS: dict[int, aiohttp.ClientTimeout] = {}
+
+
+def _timeout(ms: int) -> aiohttp.ClientTimeout:
+    found = _TIMEOUTS.get(ms)
+    if found is None:
+        seconds = ms / 1000
+        found = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+        if len(_TIMEOUTS) < 1024:  # request-level timeouts come from clients: stay bounded
+            _TIMEOUTS[ms] = found
+    return found
 
 
 def _note_usage(rec: dict[str, Any], cand: Candidate, usage: Any) -> None:
@@ -190,11 +206,11 @@ class _Forwarder:
                 f"Upstream {failure.kind}",
                 {"attempts": self.attempts},
             )
+        ctype = failure.content_type.split(";")[0] or _JSON
         return web.Response(
             status=failure.status,
             body=failure.body,
-            content_type=failure.content_type.split(";")[0] or _JSON,
-            headers=_chosen_headers(self.loaded, self.rid, cand),
+            headers=_chosen_headers(self.loaded, self.rid, cand, ctype),
         )
 
     # ---------------------------------------------------------------- dialects
@@ -221,7 +237,7 @@ class _Forwarder:
         data = echo_completion(chat.body, cand.model_id, tokens, cid, created)
         data.update(routing_fields(self.route, self.plan, cand, first, reason, self.loaded.sha))
         _note_usage(self.rec, cand, data["usage"])
-        return web.Response(body=orjson.dumps(data), content_type=_JSON, headers=headers)
+        return web.Response(body=orjson.dumps(data), headers=headers)
 
     async def _openai(
         self, cand: Candidate, first: Candidate, reason: str | None
@@ -237,15 +253,13 @@ class _Forwarder:
         else:
             body["model"] = cand.upstream_model
             payload = orjson.dumps(body)
-        seconds = self.route.timeout_ms / 1000
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
         started = time.perf_counter()
         try:
             resp = await session.post(
                 self.loaded.urls[cand.connection_id],
                 data=payload,
                 headers=self.loaded.headers[cand.connection_id],
-                timeout=timeout,
+                timeout=_timeout(self.route.timeout_ms),
             )
         except TimeoutError:
             raise _Failure("timeout") from None
@@ -274,25 +288,28 @@ class _Forwarder:
                 raise _Failure("timeout") from None
             except aiohttp.ClientError:
                 raise _Failure("connect_error") from None
-            elapsed = time.perf_counter() - started
-            self._measured(cand, elapsed)
-            headers = _chosen_headers(self.loaded, self.rid, cand)
+            self._measured(cand, time.perf_counter() - started)
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 data = None
             if not isinstance(data, dict):  # not JSON: pass it on untouched
-                ctype = resp.headers.get("Content-Type", _JSON).split(";")[0]
+                ctype = resp.headers.get("Content-Type", _JSON).split(";")[0] or _JSON
                 return web.Response(
-                    status=resp.status, body=raw, content_type=ctype, headers=headers
+                    status=resp.status,
+                    body=raw,
+                    headers=_chosen_headers(self.loaded, self.rid, cand, ctype),
                 )
             if anthropic:
                 data = from_anthropic(data, cand.model_id, int(time.time()))
             data["model"] = cand.model_id
             data.update(routing_fields(self.route, self.plan, cand, first, reason, self.loaded.sha))
             _note_usage(self.rec, cand, data.get("usage"))
+            # the prebuilt headers as they are; the envelope adds x-request-id (one header copy)
             return web.Response(
-                status=resp.status, body=orjson.dumps(data), content_type=_JSON, headers=headers
+                status=resp.status,
+                body=orjson.dumps(data),
+                headers=self.loaded.chosen_headers(cand.connection_id, cand.model_id),
             )
         finally:
             resp.release()
@@ -330,14 +347,15 @@ class _Forwarder:
         if not chunk:
             raise _Failure("connect_error")
         self._measured(cand, time.perf_counter() - started)
-        out = web.StreamResponse(
-            status=resp.status, headers=_chosen_headers(self.loaded, self.rid, cand)
-        )
-        out.content_type = resp.headers.get("Content-Type", "text/event-stream").split(";")[0]
-        out.headers["Cache-Control"] = "no-cache"
         translate = self._translator(cand) if anthropic else None
-        if translate is not None:
-            out.content_type = "text/event-stream"
+        ctype = (
+            "text/event-stream"
+            if translate is not None
+            else resp.headers.get("Content-Type", "text/event-stream").split(";")[0]
+        )
+        headers = _chosen_headers(self.loaded, self.rid, cand, ctype or "text/event-stream")
+        headers["Cache-Control"] = "no-cache"
+        out = web.StreamResponse(status=resp.status, headers=headers)
         await out.prepare(self.request)
         try:
             while chunk:

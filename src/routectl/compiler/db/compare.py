@@ -21,7 +21,11 @@ def compare(old: RoutingTable | None, new: RoutingTable) -> list[Op]:
 
 
 def _changes(old: Row, new: Row) -> tuple[Change, ...]:
-    # compare the SQL text, not Python values: 1 and 1.0 are equal in Python but not in the file
+    # compare the SQL text, not Python values: 1 and 1.0 are equal in Python but not in the file.
+    # A list of literals parses back one way only, so equal row texts mean no column changed:
+    # most rows are unchanged, and they cost one string comparison.
+    if old.values_sql == new.values_sql:
+        return ()
     return tuple(
         Change(column, old_value, new_value)
         for (column, old_value), (_, new_value) in zip(old.values, new.values, strict=True)
@@ -40,7 +44,9 @@ def compare_rows(old: dict[str, tuple[Row, ...]], new: dict[str, tuple[Row, ...]
         for row in new[spec.name]:
             before = old_rows.get(row.key)
             if before is None:
-                upserts.append(create(key=row.key, id=row.id, values=row.values))
+                upserts.append(
+                    create(key=row.key, id=row.id, values=row.values, values_sql=row.values_sql)
+                )
                 continue
             changes = _changes(before, row)
             if changes:

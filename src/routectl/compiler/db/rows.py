@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from hashlib import sha1
 from typing import Any
 
+from routectl.compiler.db.literals import Json, SqlValue, sql_literals
 from routectl.table import Collection, RoutingTable
 
 __all__ = [
@@ -38,22 +40,18 @@ AUTO_FREE_PROPERTY = "routing.auto_free_models"
 
 
 @dataclass(frozen=True, slots=True)
-class Json:
-    """A value stored in a jsonb column."""
-
-    value: Any
-
-
-SqlValue = None | bool | int | float | str | uuid.UUID | tuple[str, ...] | Json
-
-
-@dataclass(frozen=True, slots=True)
 class Row:
     """One database row: its natural key (for people), its id, and every managed column."""
 
     key: str
     id: uuid.UUID
     values: tuple[tuple[str, SqlValue], ...]
+    # the SQL literals of `values`, comma separated: rendered once per row, then shared by the
+    # seed, the migration and compare (two rows are equal in the database iff these texts are)
+    values_sql: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values_sql", sql_literals([v for _, v in self.values]))
 
     def get(self, column: str) -> SqlValue:
         """The value of one column."""
@@ -163,9 +161,20 @@ TABLES: tuple[TableSpec, ...] = (
 )
 
 
+_NAMESPACE_BYTES = NAMESPACE.bytes
+# RFC 4122 version 5 and variant bits, set exactly as uuid.UUID(..., version=5) sets them
+_V5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V5_SET = (5 << 76) | (0x8000 << 48)
+
+
 def row_id(kind: str, natural_key: str) -> uuid.UUID:
-    """The deterministic id of a row: UUIDv5 of `kind:natural_key`."""
-    return uuid.uuid5(NAMESPACE, f"{kind}:{natural_key}")
+    """The deterministic id of a row: UUIDv5 of `kind:natural_key` (uuid.uuid5, inlined).
+
+    One per row, so on the hot path: uuid.uuid5 re-imports sha1 and re-encodes the namespace
+    on every call.
+    """
+    digest = sha1(_NAMESPACE_BYTES + f"{kind}:{natural_key}".encode()).digest()
+    return uuid.UUID(int=(int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
 
 
 def _row(spec: TableSpec, key: str, values: dict[str, SqlValue]) -> Row:
@@ -332,15 +341,21 @@ def member_keys(collection: Collection) -> list[str]:
 
 def _members(table: RoutingTable) -> Iterator[Row]:
     spec = _spec("model_collection_members")
+    # members repeat a few models many times: one UUIDv5 per model, not one per member
+    model_ids: dict[str, uuid.UUID] = {}
     for name in sorted(table.collections):
         c = table.collections[name]
+        collection_id = row_id("collection", name)
         for position, (key, m) in enumerate(zip(member_keys(c), c.members, strict=True)):
+            model_id = model_ids.get(m.model_id)
+            if model_id is None:
+                model_id = model_ids[m.model_id] = row_id("model", m.model_id)
             yield _row(
                 spec,
                 key,
                 {
-                    "collection_id": row_id("collection", name),
-                    "model_category_id": row_id("model", m.model_id),
+                    "collection_id": collection_id,
+                    "model_category_id": model_id,
                     "member_model": m.model,
                     "handle": m.handle,
                     "priority": m.priority,

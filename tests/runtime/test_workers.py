@@ -1,0 +1,66 @@
+"""`routectl serve --workers N`: N processes, each listening on the shared port (SO_REUSEPORT)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import make_table
+from test_serve import ROUTECTL, free_port, request, wait_ready
+
+from routectl.table import dump_table
+
+LU = "  lu:\n    scope: system\n    strategy: least_used\n    members: [{model: echo/e1}, {model: echo/e2}]\n"
+
+
+def listening_sockets(port: int) -> int:
+    """Sockets in LISTEN state bound to 127.0.0.1:port, read from the kernel's table."""
+    wanted = f"0100007F:{port:04X}"
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":  # 0A = TCP_LISTEN
+            count += 1
+    return count
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_two_workers_share_the_port_serve_and_stop_together(tmp_path: Path) -> None:
+    raw, sha = dump_table(make_table(collections=LU))
+    path = tmp_path / "routing_table.json"
+    path.write_bytes(raw)
+    port = free_port()
+    log_file = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", "2"],
+        stdout=log_file,
+        stderr=log_file,
+    )
+    try:
+        wait_ready(port, proc)
+        workers = children_of(proc.pid)
+        assert len(workers) == 2
+        # wait_ready proved one worker; give the other its moment to bind, then count sockets
+        for _ in range(50):
+            if listening_sockets(port) == 2:
+                break
+            time.sleep(0.1)
+        assert listening_sockets(port) == 2
+        body = {"model": "collection/lu", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(20):  # a new connection each time, so the kernel spreads them
+            status, table_hash, _ = request(port, "POST", "/v1/chat/completions", body)
+            assert (status, table_hash) == (200, sha)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert all(not Path(f"/proc/{w}").exists() for w in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log_file.close()
