@@ -7,8 +7,11 @@ here: normalized weights, member order, per-model connection lists, the alias ma
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -265,6 +268,23 @@ def _collection_to_dict(c: Collection) -> dict[str, Any]:
 
 def table_from_dict(data: dict[str, Any], sha256: str = "") -> RoutingTable:
     """Build a table from plain data (the inverse of table_to_dict)."""
+    return _table_from_dict(data, sha256, consume=False)
+
+
+class _Shared:
+    """Equal strings and tuples built once: a 10,000-collection table repeats the same few model
+    ids, handles and fallback lists tens of thousands of times."""
+
+    __slots__ = ("strings", "tuples")
+
+    def __init__(self) -> None:
+        self.strings: dict[str | None, str | None] = {}
+        self.tuples: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _table_from_dict(data: dict[str, Any], sha256: str, *, consume: bool) -> RoutingTable:
+    # consume: `data` is ours (just parsed); each collection's plain data is dropped as soon as
+    # its objects exist, so the parsed JSON and the built table never coexist whole
     try:
         d = data["defaults"]
         prio = d["priority"]
@@ -278,6 +298,17 @@ def table_from_dict(data: dict[str, Any], sha256: str = "") -> RoutingTable:
             priority_organization=int(prio["organization"]),
             priority_platform=int(prio["platform"]),
         )
+        shared = _Shared()
+        raw_collections: dict[str, Any] = data["collections"]
+        if consume:
+            names = list(raw_collections)
+            collections = {}
+            for n in names:
+                collections[n] = _collection_from_dict(n, raw_collections.pop(n), shared, True)
+        else:
+            collections = {
+                n: _collection_from_dict(n, c, shared, False) for n, c in raw_collections.items()
+            }
         return RoutingTable(
             format=int(data["format"]),
             defaults=defaults,
@@ -323,7 +354,7 @@ def table_from_dict(data: dict[str, Any], sha256: str = "") -> RoutingTable:
                 for i, c in data["connections"].items()
             },
             model_connections={m: tuple(ids) for m, ids in data["model_connections"].items()},
-            collections={n: _collection_from_dict(n, c) for n, c in data["collections"].items()},
+            collections=collections,
             aliases=dict(data["aliases"]),
             api_keys=dict(data["api_keys"]),
             sha256=sha256,
@@ -332,34 +363,71 @@ def table_from_dict(data: dict[str, Any], sha256: str = "") -> RoutingTable:
         raise TableError(f"malformed routing table: {exc!r}") from exc
 
 
-def _collection_from_dict(name: str, c: dict[str, Any]) -> Collection:
-    return Collection(
-        name=name,
-        display_name=c["display_name"],
-        description=c["description"],
-        scope=c["scope"],
-        owner=c["owner"],
-        strategy=c["strategy"],
-        aliases=tuple(c["aliases"]),
-        members=tuple(
-            Member(
-                model=m["model"],
-                model_id=m["model_id"],
-                handle=m["handle"],
-                weight=float(m["weight"]),
-                normalized_weight=float(m["normalized_weight"]),
-                priority=int(m["priority"]),
-                tags=tuple(m["tags"]),
-                active=bool(m["active"]),
-                declared_index=int(m["declared_index"]),
-            )
-            for m in c["members"]
-        ),
-        fallback_on=tuple(str(x) for x in c["fallback_on"]),
-        max_attempts=int(c["max_attempts"]),
-        timeout_ms=int(c["timeout_ms"]),
-        metadata=dict(c["metadata"]),
-    )
+# The hot loop of a large table's load builds Members and Collections by setting their slots
+# directly: the frozen dataclasses' __init__ goes through object.__setattr__ by name for every
+# field, which is most of a 10,000-collection load. The objects are the same (no __post_init__).
+_new = object.__new__
+_MEMBER_SLOTS = tuple(getattr(Member, f.name).__set__ for f in fields(Member))
+_COLLECTION_SLOTS = tuple(getattr(Collection, f.name).__set__ for f in fields(Collection))
+
+
+def _members_from_dicts(raw: list[dict[str, Any]], shared: _Shared) -> tuple[Member, ...]:
+    s = shared.strings.setdefault
+    t = shared.tuples.setdefault
+    s_model, s_id, s_handle, s_w, s_nw, s_prio, s_tags, s_active, s_index = _MEMBER_SLOTS
+    out = []
+    for m in raw:
+        o = _new(Member)
+        s_model(o, s(m["model"], m["model"]))
+        s_id(o, s(m["model_id"], m["model_id"]))
+        s_handle(o, s(m["handle"], m["handle"]))
+        s_w(o, float(m["weight"]))
+        s_nw(o, float(m["normalized_weight"]))
+        s_prio(o, int(m["priority"]))
+        tags = tuple(m["tags"])
+        s_tags(o, t(tags, tags))
+        s_active(o, bool(m["active"]))
+        s_index(o, int(m["declared_index"]))
+        out.append(o)
+    return tuple(out)
+
+
+def _collection_from_dict(
+    name: str, c: dict[str, Any], shared: _Shared, consume: bool
+) -> Collection:
+    s = shared.strings.setdefault
+    t = shared.tuples.setdefault
+    (
+        s_name,
+        s_display,
+        s_description,
+        s_scope,
+        s_owner,
+        s_strategy,
+        s_aliases,
+        s_members,
+        s_fallback,
+        s_attempts,
+        s_timeout,
+        s_metadata,
+    ) = _COLLECTION_SLOTS
+    o = _new(Collection)
+    s_name(o, name)
+    s_display(o, c["display_name"])
+    s_description(o, c["description"])
+    s_scope(o, s(c["scope"], c["scope"]))
+    s_owner(o, s(c["owner"], c["owner"]))
+    s_strategy(o, s(c["strategy"], c["strategy"]))
+    aliases = tuple(c["aliases"])
+    s_aliases(o, t(aliases, aliases))
+    s_members(o, _members_from_dicts(c["members"], shared))
+    fallback_on = tuple([str(x) for x in c["fallback_on"]])
+    s_fallback(o, t(fallback_on, fallback_on))
+    s_attempts(o, int(c["max_attempts"]))
+    s_timeout(o, int(c["timeout_ms"]))
+    metadata = c["metadata"]
+    s_metadata(o, metadata if consume and type(metadata) is dict else dict(metadata))
+    return o
 
 
 # ---------------------------------------------------------------- canonical bytes and hash
@@ -387,12 +455,21 @@ def dump_table(table: RoutingTable) -> tuple[bytes, str]:
 
 def load_table_bytes(raw: bytes) -> RoutingTable:
     """Parse table bytes, verify the recorded sha256 against the content, and build the table."""
+    with _collector_paused():
+        return _verified(_parsed(raw))
+
+
+def _parsed(raw: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise TableError(f"routing table is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise TableError("routing table must be a JSON object")
+    return data
+
+
+def _verified(data: dict[str, Any]) -> RoutingTable:
     recorded = data.get("sha256")
     if not isinstance(recorded, str):
         raise TableError("routing table has no sha256; was it produced by `routectl compile`?")
@@ -404,7 +481,20 @@ def load_table_bytes(raw: bytes) -> RoutingTable:
         )
     if data.get("format") != TABLE_FORMAT:
         raise TableError(f"unsupported routing table format {data.get('format')!r}")
-    return table_from_dict(data, sha256=recorded)
+    return _table_from_dict(data, recorded, consume=True)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    # a large table is a million new containers: the cyclic collector would walk the growing
+    # heap again and again while nothing can be garbage yet (about a fifth of the load time)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_table(path: str | Path) -> RoutingTable:
@@ -413,4 +503,7 @@ def load_table(path: str | Path) -> RoutingTable:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise TableError(f"cannot read routing table {path}: {exc.strerror}") from exc
-    return load_table_bytes(raw)
+    with _collector_paused():
+        data = _parsed(raw)
+        del raw  # the file's bytes are not needed once parsed: lower the load's peak memory
+        return _verified(data)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from routectl.review.explain_http import route_explain
 from routectl.runtime import handlers
+from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.keys import RUNTIME
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
@@ -33,13 +34,19 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     table_path: str | Path | None = None,
     connection_limit: int = 1000,
+    access_log: AccessLog | None = None,
 ) -> web.Application:
-    """Build the app; `rng`, `clock` and `environ` are injectable for tests."""
+    """Build the app; `rng`, `clock` and `environ` are injectable for tests.
+
+    `access_log` defaults to the `routectl.access` logger; `routectl serve` passes a batched
+    writer to stderr.
+    """
     state = RoutingState(clock=clock, rng=rng)
     runtime = Runtime(
         table,
         state=state,
         metrics=Metrics(),
+        access_log=access_log,
         environ=environ,
         max_body_bytes=max_body_bytes,
         table_path=table_path,
@@ -60,6 +67,7 @@ def create_app(
             runtime.session = session
             yield
             runtime.session = None
+        runtime.access_log.close()  # the lines still buffered, before the process exits
 
     app.cleanup_ctx.append(upstream_session)
     r = app.router

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from routectl.runtime.keys import RUNTIME
+from routectl.runtime.keys import LOADED, RECORD, REQUEST_ID, RUNTIME
 from routectl.runtime.plan import plan_request
 from routectl.runtime.request import apply_overrides, parse_chat_request
 from routectl.runtime.resolve import (
@@ -21,6 +21,7 @@ from routectl.runtime.upstream import forward
 from routectl.runtime.views import collection_detail, collection_summary, models_list
 
 __all__ = [
+    "LOADED",  # re-exported: the review tools' explain endpoint reads the request's table
     "caller_of",
     "chat_completions",
     "get_collection",
@@ -31,10 +32,6 @@ __all__ = [
     "metrics",
     "readyz",
 ]
-
-LOADED = "routectl.loaded"  # request-scoped: the table snapshot this request is decided by
-REQUEST_ID = "routectl.request_id"
-RECORD = "routectl.record"  # request-scoped: the access-log record
 
 
 def _json(data: object, status: int = 200) -> web.Response:

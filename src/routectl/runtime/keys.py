@@ -1,14 +1,19 @@
-"""Every typed key of the runtime's aiohttp application."""
+"""Every typed key of the runtime's aiohttp application and of its requests."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from routectl.runtime.service import Runtime
+    from routectl.runtime.service import Loaded, Runtime
 
-__all__ = ["RUNTIME"]
+__all__ = ["LOADED", "RECORD", "REQUEST_ID", "RUNTIME"]
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("routectl_runtime")
+
+# request-scoped, set by the envelope before any handler runs
+LOADED: web.RequestKey[Loaded] = web.RequestKey("routectl_loaded")  # the table deciding it
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("routectl_request_id")
+RECORD: web.RequestKey[dict[str, Any]] = web.RequestKey("routectl_record")  # its access-log line

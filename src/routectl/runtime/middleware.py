@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 import time
 from typing import Any
@@ -13,14 +12,10 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from routectl.runtime.handlers import LOADED, RECORD, REQUEST_ID
-from routectl.runtime.keys import RUNTIME
+from routectl.runtime.keys import LOADED, RECORD, REQUEST_ID, RUNTIME
 from routectl.runtime.resolve import RoutingError
 
 __all__ = ["envelope", "error_response"]
-
-_ACCESS = "routectl.access"
-access_log = logging.getLogger(_ACCESS)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -29,16 +24,18 @@ class _RequestIds:
     """Unique ids without a getrandom() call per request: a random per-process prefix and a counter."""
 
     def __init__(self) -> None:
-        self.pid = 0
-        self.prefix = ""
-        self.counter = itertools.count()
+        self._reset()
+        # a forked worker must not repeat its parent's ids (and checking getpid() per request
+        # would be a system call each time)
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self.prefix = os.urandom(6).hex()
+        self.counter = itertools.count(1)
 
     def next(self) -> str:
-        if self.pid != os.getpid():  # a forked worker must not repeat its parent's ids
-            self.pid = os.getpid()
-            self.prefix = os.urandom(8).hex()
-            self.counter = itertools.count()
-        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFF:08x}"
+        """24 hex characters: the prefix and a counter."""
+        return f"{self.prefix}{next(self.counter):012x}"
 
 
 _ids = _RequestIds()
@@ -92,8 +89,9 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             resp = error_response(err)
             rec["error"] = err.code
         if not resp.prepared:
-            resp.headers["x-routectl-table"] = loaded.sha
-            resp.headers["x-request-id"] = rid
+            headers = resp.headers
+            headers["x-routectl-table"] = loaded.sha
+            headers["x-request-id"] = rid
         return resp
     except (asyncio.CancelledError, ConnectionResetError):
         rec["status"] = 499  # the client went away
@@ -103,13 +101,10 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
         rec["status"] = status
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
-        rt.metrics.requests.labels(route, rec.get("selected_model") or "", str(status)).inc()
-        if access_log.isEnabledFor(logging.INFO):
+        rt.metrics.count_request(route, rec.get("selected_model") or "", status)
+        log = rt.access_log
+        if log.enabled:
             rec["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
             rec["table"] = loaded.sha
-            # makeRecord + handle: what .info() does, minus its caller lookup (a stack walk)
-            access_log.handle(
-                access_log.makeRecord(
-                    _ACCESS, logging.INFO, "", 0, orjson.dumps(rec).decode(), (), None
-                )
-            )
+            rec["ts"] = round(time.time(), 3)
+            log.write(rec)

@@ -13,7 +13,7 @@ from routectl.runtime.resolve import Route, RoutingError
 __all__ = ["ChatRequest", "apply_overrides", "estimate_facts", "parse_chat_request"]
 
 # keys routectl understands and removes before the request goes upstream
-_OWN_KEYS = ("load_balancer", "retry", "timeout", "orq")
+_OWN_KEYS = frozenset(("load_balancer", "retry", "timeout", "orq"))
 _MAX_RETRY = 10
 _MAX_CALL_TIMEOUT_MS = 600_000
 
@@ -149,7 +149,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if not isinstance(stream, bool):
         raise _bad("'stream' must be a boolean")
     request = ChatRequest(body, "", stream, estimate_facts(body))
-    if any(k in body for k in _OWN_KEYS):
+    if not _OWN_KEYS.isdisjoint(body):
         # `orq` nesting, as in the weight-based load balancer's own docs
         nested = body.pop("orq", None)
         if nested is not None:

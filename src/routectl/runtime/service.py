@@ -12,6 +12,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.anthropic import endpoint as anthropic_endpoint
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.resolve import TableIndex, index_of
@@ -94,12 +95,14 @@ class Runtime:
         *,
         state: RoutingState,
         metrics: Metrics,
+        access_log: AccessLog | None = None,
         environ: Mapping[str, str] | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
         table_path: str | Path | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
+        self.access_log = access_log or AccessLog()
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.max_body_bytes = max_body_bytes
         self.table_path = table_path

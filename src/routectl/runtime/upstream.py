@@ -31,6 +31,14 @@ __all__ = ["forward", "routing_fields"]
 _JSON = "application/json"
 
 
+class _EventStream(web.StreamResponse):
+    """A streamed answer whose headers leave with its first chunk: one write, one TCP segment
+    less before the client sees the first token (aiohttp's own Response buffers them the same
+    way; a plain StreamResponse sends them alone at prepare())."""
+
+    _send_headers_immediately = False
+
+
 class _Failure(Exception):
     """A retryable-or-not failure of one attempt, before anything reached the client."""
 
@@ -225,7 +233,7 @@ class _Forwarder:
         headers = _chosen_headers(self.loaded, self.rid, cand)
         if chat.stream:
             events, usage = echo_events(chat.body, cand.model_id, tokens, cid, created)
-            out = web.StreamResponse(headers=headers)
+            out = _EventStream(headers=headers)
             out.content_type = "text/event-stream"
             out.headers["Cache-Control"] = "no-cache"
             await out.prepare(self.request)
@@ -316,7 +324,7 @@ class _Forwarder:
 
     def _measured(self, cand: Candidate, seconds: float) -> None:
         self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
-        self.rt.metrics.upstream_latency.labels(cand.model_id, cand.connection_id).observe(seconds)
+        self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
 
     def _translator(self, cand: Candidate) -> StreamTranslator:
         options = self.chat.body.get("stream_options")
@@ -355,7 +363,7 @@ class _Forwarder:
         )
         headers = _chosen_headers(self.loaded, self.rid, cand, ctype or "text/event-stream")
         headers["Cache-Control"] = "no-cache"
-        out = web.StreamResponse(status=resp.status, headers=headers)
+        out = _EventStream(status=resp.status, headers=headers)
         await out.prepare(self.request)
         try:
             while chunk:
