@@ -93,3 +93,18 @@ def test_a_malformed_table_is_still_refused(table: RoutingTable) -> None:
     del data["collections"]["c1"]["members"][0]["weight"]
     with pytest.raises(TableError, match="malformed"):
         table_from_dict(data)
+
+
+def test_collection_routes_are_built_on_first_use(table: RoutingTable) -> None:
+    from routectl.runtime.resolve import TableIndex
+
+    index = TableIndex(table)
+    assert len(index.collection_routes) == 0  # a 10,000-collection table starts in milliseconds
+    route = index.collection_routes["c3"]
+    assert route.requested == "collection/c3"
+    assert route.strategy == "round_robin"
+    assert [m.model_id for m in route.members] == ["fake/m1", "fake/m2", "echo/e1"]
+    assert index.collection_routes["c3"] is route  # built once
+    assert list(index.collection_routes) == ["c3"]
+    with pytest.raises(KeyError):
+        index.collection_routes["no-such-collection"]

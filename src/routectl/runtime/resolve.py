@@ -179,6 +179,19 @@ def _single_route(
     )
 
 
+class _CollectionRoutes(dict[str, Route]):
+    """collection name -> its Route, each built the first time it is asked for."""
+
+    def __init__(self, table: RoutingTable) -> None:
+        super().__init__()
+        self._table = table
+
+    def __missing__(self, name: str) -> Route:
+        route = _collection_route(self._table, self._table.collections[name])
+        self[name] = route
+        return route
+
+
 class TableIndex:
     """Lookup structures derived once from a table, so a request only does dict lookups."""
 
@@ -189,9 +202,9 @@ class TableIndex:
             h: Caller(h, u.organizations, frozenset((h, *u.organizations, "platform")))
             for h, u in table.users.items()
         }
-        self.collection_routes: dict[str, Route] = {
-            name: _collection_route(table, c) for name, c in table.collections.items()
-        }
+        # built on first use: a 10,000-collection table then starts in milliseconds and only
+        # the collections that see traffic cost memory
+        self.collection_routes = _CollectionRoutes(table)
         self._single_routes: dict[tuple[str, str | None], Route] = {}
         self._connections: dict[tuple[frozenset[str], str, str | None], tuple[Connection, ...]] = {}
         # (caller handle, caller owners, model name) -> the Route `resolve` answered (successes
