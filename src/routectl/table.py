@@ -29,6 +29,7 @@ __all__ = [
     "RoutingTable",
     "TableError",
     "User",
+    "defaults_to_dict",
     "dump_table",
     "load_table",
     "load_table_bytes",
@@ -165,7 +166,8 @@ class RoutingTable:
 # ---------------------------------------------------------------- to / from plain data
 
 
-def _defaults_to_dict(d: Defaults) -> dict[str, Any]:
+def defaults_to_dict(d: Defaults) -> dict[str, Any]:
+    """The table's `defaults` as plain data (its JSON, and the database's `routing.defaults`)."""
     return {
         "allowed_fails": d.allowed_fails,
         "cooldown_s": d.cooldown_s,
@@ -184,7 +186,7 @@ def table_to_dict(table: RoutingTable) -> dict[str, Any]:
     """Plain JSON-ready data of a table, without its sha256."""
     return {
         "format": table.format,
-        "defaults": _defaults_to_dict(table.defaults),
+        "defaults": defaults_to_dict(table.defaults),
         "organizations": {
             h: {"display_name": o.display_name, "members": list(o.members)}
             for h, o in table.organizations.items()

@@ -14,7 +14,7 @@ from hashlib import sha1
 from typing import Any
 
 from routectl.compiler.db.literals import Json, SqlValue, sql_literals
-from routectl.table import Collection, RoutingTable
+from routectl.table import Collection, RoutingTable, defaults_to_dict
 
 __all__ = [
     "AUTO_FREE_COLLECTION",
@@ -379,25 +379,13 @@ def auto_free_models(table: RoutingTable) -> list[str]:
 
 def _system_properties(table: RoutingTable) -> Iterator[Row]:
     spec = _spec("system_properties")
-    d = table.defaults
     props: dict[str, tuple[Any, str]] = {
         AUTO_FREE_PROPERTY: (
             auto_free_models(table),
             "Model ids of the active members of the system collection auto-free",
         ),
         "routing.defaults": (
-            {
-                "allowed_fails": d.allowed_fails,
-                "cooldown_s": d.cooldown_s,
-                "fallback_on": list(d.fallback_on),
-                "max_attempts": d.max_attempts,
-                "priority": {
-                    "organization": d.priority_organization,
-                    "platform": d.priority_platform,
-                    "user": d.priority_user,
-                },
-                "timeout_ms": d.timeout_ms,
-            },
+            defaults_to_dict(table.defaults),
             "routing.yaml defaults, resolved",
         ),
         "routing.schema_version": (SCHEMA_VERSION, "Version of the schema routectl generates"),
