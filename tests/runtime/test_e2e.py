@@ -81,7 +81,8 @@ def test_private_then_org_then_platform_with_fallback_down_the_list(
     body, headers = chat(gw, "fake/m1", "alice")
     assert headers["x-routectl-connection"] == "platform-fake"
     assert body["_fallback_used"] is True
-    assert body["_fallback_reason"] == "rate_limited"
+    # why the first choice was dropped (its 500), not the last failure (the org key's 429)
+    assert body["_fallback_reason"] == "upstream_500"
     assert body["_original_selection"] == "fake/m1"
     assert [c["key"] for c in fake.calls[-3:]] == ["sk-alice", "sk-acme", "sk-platform"]
 
@@ -132,6 +133,7 @@ def test_auto_free_aliases_and_collection_scopes(start: Start) -> None:
         chat(gw, "collection/mine", "bob")
     missing = error_of(hidden.value)
     assert missing["code"] == "collection_not_found"
+    assert missing["message"] == "Collection 'mine' not found or access denied"  # as in the seed
     with pytest.raises(openai.NotFoundError) as absent:
         chat(gw, "collection/nope", "bob")
     # another user's collection answers exactly like a missing one
@@ -234,11 +236,12 @@ def test_collection_no_models_lists_reasons(start: Start) -> None:
 # ---------------------------------------------------------------- strategies over HTTP
 
 
-def test_strategies_sequences_over_http(start: Start) -> None:
+def test_strategies_sequences_over_http(start: Start, fake: FakeUpstream) -> None:
     three = "[{model: fake/m1}, {model: fake/m2}, {model: fake/m3}]"
     gw = start(
         collections=coll("rr", "round_robin", three)
         + coll("lu", "least_used", "[{model: echo/e1}, {model: echo/e2}]")
+        + coll("lu3", "least_used", three)
         + coll("wt", "weighted", "[{model: fake/m1, weight: 0.7}, {model: fake/m2, weight: 0.3}]")
         + coll("cheap", "cost_optimized", three)
         + coll("fast", "latency_optimized", three)
@@ -261,6 +264,16 @@ def test_strategies_sequences_over_http(start: Start) -> None:
     assert lu[2]["_usage_at_selection"] == 1
     assert lu[2]["_model_alternatives"] == [{"model": "echo/e2", "usage": 1}]
     assert lu[2]["_routing_strategy"] == "least_used"
+    # after a fallback the least_used fields describe the member that answered
+    assert [pick("collection/lu3")["model"] for _ in range(2)] == ["fake/m2", "fake/m1"]
+    fake.script["m3"] = ["500"]  # m3, used least, is chosen and fails; m2 comes next
+    body = pick("collection/lu3")
+    assert (body["model"], body["_original_selection"]) == ("fake/m2", "fake/m3")
+    assert body["_usage_at_selection"] == 1
+    assert body["_model_alternatives"] == [
+        {"model": "fake/m3", "usage": 0},
+        {"model": "fake/m1", "usage": 1},
+    ]
     assert Counter(pick("collection/wt")["model"] for _ in range(10)) == {
         "fake/m1": 7,
         "fake/m2": 3,

@@ -237,6 +237,19 @@ def test_no_models_lists_every_reason() -> None:
     ]
 
 
+def test_a_single_model_too_small_for_the_request_is_a_400_not_a_503() -> None:
+    w = World("")
+    plan = w.plan("fake/tiny", who="bob", facts=RequestFacts(prompt_tokens=60))
+    err = plan.error()
+    assert (err.code, err.status) == ("invalid_request", 400)  # retrying cannot help
+    assert (
+        err.message
+        == "The request does not fit 'fake/tiny': context window 50 too small for ~60 tokens"
+    )
+    w.cool("acme-fake", "fake/tiny", 60)  # a cooldown alone is still the 503 to retry after
+    assert w.plan("fake/tiny", who="bob").error().code == "model_unavailable"
+
+
 def test_missing_credentials_make_a_connection_unavailable() -> None:
     w = World("")
     assert w.state.unavailable["platform-nokey"] == "credentials not set (UNSET_KEY_FOR_TESTS)"
@@ -259,6 +272,15 @@ def test_tools_and_vision_are_preferred_not_required() -> None:
     w = World(collection("q", "priority", members))
     plan = w.plan("collection/q", facts=RequestFacts(needs_tools=True), who="bob")
     assert plan.candidates[0].model_id == "fake/m3"  # none has tools: any eligible member serves
+
+
+def test_tools_still_preferred_when_no_member_has_both_capabilities() -> None:
+    # m3 has none, m1 has tools only: tools + an image must not fall back to "no preference"
+    w = World(collection("t", "round_robin", "[{model: fake/m3}, {model: fake/m1}]"))
+    both = RequestFacts(needs_tools=True, needs_vision=True)
+    assert [w.pick("collection/t", facts=both) for _ in range(4)] == ["fake/m1"] * 4
+    plan = w.plan("collection/t", facts=both)
+    assert [c.model_id for c in plan.candidates] == ["fake/m1", "fake/m3"]  # m3 still a fallback
 
 
 def test_allowed_fails_open_a_cooldown_per_deployment() -> None:

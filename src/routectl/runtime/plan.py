@@ -66,6 +66,7 @@ class RoutePlan:
     selection: Selection | None = None
     pool: Pool | None = None  # the members the strategy chose among
     secondary: tuple[RouteMember, ...] = ()  # eligible but lacking a wanted capability
+    too_large: bool = False  # the request does not fit the (smallest) context window
 
     @property
     def eligible(self) -> tuple[RouteMember, ...]:
@@ -96,6 +97,15 @@ class RoutePlan:
                         "reasons": list(self.excluded),
                     }
                 },
+            )
+        if self.too_large:
+            # no wait or retry helps: a 400, as OpenAI answers, not a 503 that SDKs retry
+            return RoutingError(
+                "invalid_request",
+                400,
+                f"The request does not fit '{route.requested}': "
+                + "; ".join(why.partition(": ")[2] for why in self.excluded),
+                {"details": {"reasons": list(self.excluded)}},
             )
         return RoutingError(
             "model_unavailable",
@@ -247,16 +257,24 @@ _WANTED = {
 }
 
 
+# What to prefer, best first: both capabilities, then tools alone (a request with tools fails
+# without them; an image is at worst ignored), then vision alone.
+_FALLBACK_WANTS = (frozenset({"tools"}), frozenset({"vision"}))
+
+
 def _preferred(pool: Pool, wanted: frozenset[str]) -> tuple[Pool, tuple[RouteMember, ...]]:
-    """Members with every wanted capability first (cached per pool); all of them when none has it."""
+    """Members with every wanted capability first (cached per pool); when none has them all,
+    those with tools, else those with vision; all of them when none has any."""
     split: tuple[Pool, tuple[RouteMember, ...]] | None = pool.extras.get(wanted)
     if split is None:
-        preferred = [m for m in pool.members if wanted <= m.capabilities]
-        if preferred and len(preferred) < pool.n:
-            rest = tuple(m for m in pool.members if not wanted <= m.capabilities)
-            split = (Pool(preferred), rest)
-        else:
-            split = (pool, ())
+        split = (pool, ())
+        for want in (wanted, *(w for w in _FALLBACK_WANTS if w < wanted)):
+            preferred = [m for m in pool.members if want <= m.capabilities]
+            if preferred:
+                if len(preferred) < pool.n:
+                    rest = tuple(m for m in pool.members if not want <= m.capabilities)
+                    split = (Pool(preferred), rest)
+                break
         pool.extras[wanted] = split
     return split
 
@@ -294,7 +312,11 @@ def plan_request(
         pool, secondary = _preferred(pool, _WANTED[(facts.needs_tools, facts.needs_vision)])
 
     if pool is None:
-        return RoutePlan(route, (), tuple(excluded), len(route.members), committed=False)
+        # a single model (not a collection) too small for the request: see RoutePlan.error
+        too_large = route.kind in ("model", "handle") and need_tokens > prep.min_window
+        return RoutePlan(
+            route, (), tuple(excluded), len(route.members), committed=False, too_large=too_large
+        )
 
     strategy = STRATEGIES[route.strategy]
     selection = strategy.select(route, pool, state)

@@ -299,7 +299,8 @@ def _collection(table: RoutingTable, caller: Caller, name: str, requested: str) 
         raise RoutingError(
             "collection_not_found",
             404,
-            f"Collection '{requested}' not found or access denied",
+            # the name as the seed's error shows it: `flash2.5`, not `collection/flash2.5`
+            f"Collection '{requested.removeprefix('collection/')}' not found or access denied",
         )
     if c.scope == "organization" and c.owner not in caller.organizations:
         raise RoutingError(

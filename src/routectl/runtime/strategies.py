@@ -51,7 +51,6 @@ class Pool:
         "members",
         "minus_ones",
         "model_ids",
-        "models",
         "n",
         "positions",
         "tie_order",
@@ -68,7 +67,6 @@ class Pool:
         self.keys = [m.key for m in members]
         self.keyset = frozenset(self.keys)
         self.key_index = {k: i for i, k in enumerate(self.keys)}
-        self.models = [m.model for m in members]
         self.model_ids = [m.model_id for m in members]
         self.positions = [m.position for m in members]  # ascending: members keep route order
         self.weights = [m.int_weight for m in members]
@@ -176,7 +174,7 @@ class _Counts:
         self.source = source  # the state dict this mirrors (a replaced dict invalidates it)
         self.pool = pool
         self.values = values  # count per pool member (0 when never chosen)
-        n, rank, models = pool.n, pool.tie_rank, pool.models
+        n, rank, models = pool.n, pool.tie_rank, pool.model_ids
         self.order = sorted(pool.tie_order, key=values.__getitem__)
         self.keys = [values[i] * n + rank[i] for i in self.order]
         self.alts = [{"model": models[i], "usage": values[i]} for i in self.order]
@@ -189,7 +187,7 @@ class _Counts:
         at = bisect_right(self.keys, key)
         self.order.insert(at, best)
         self.keys.insert(at, key)
-        self.alts.insert(at, {"model": self.pool.models[best], "usage": value})
+        self.alts.insert(at, {"model": self.pool.model_ids[best], "usage": value})
 
 
 _MAX_MIRRORS = 10_000  # routes keyed by client input (load balancers) must not grow this forever
@@ -351,7 +349,7 @@ class LeastUsed:
         else:
             # tie_order is sorted by the tie-break; a stable sort by usage keeps it among equals
             order = sorted(pool.tie_order, key=usage.__getitem__)
-            models = pool.models
+            models = pool.model_ids
             alternatives = [{"model": models[i], "usage": usage[i]} for i in order[1:]]
         info = {"_usage_at_selection": usage[order[0]], "_model_alternatives": alternatives}
         return Selection(order, info, (usage, bumped, mirror))

@@ -91,12 +91,28 @@ def routing_fields(
     fields["_selected_model"] = used.model_id
     if plan.info:
         fields.update(plan.info)
+        if used is not first and "_model_alternatives" in plan.info:
+            fields.update(_usage_of_used(plan.info, first.model_id, used.model_id))
     if used is not first:
         fields["_fallback_used"] = True
         fields["_fallback_reason"] = reason
         fields["_original_selection"] = first.model_id
     fields["_routing_table"] = sha
     return fields
+
+
+def _usage_of_used(info: dict[str, Any], first: str, used: str) -> dict[str, Any]:
+    """least_used's fields re-centred on the member that answered after a fallback: its usage at
+    selection, and every other member (the original selection included) as an alternative."""
+    everyone = [
+        {"model": first, "usage": info["_usage_at_selection"]},
+        *info["_model_alternatives"],
+    ]
+    at = next((i for i, alt in enumerate(everyone) if alt["model"] == used), None)
+    if at is None:  # not a member of the selection (cannot happen): leave the fields as planned
+        return {}
+    chosen = everyone.pop(at)
+    return {"_usage_at_selection": chosen["usage"], "_model_alternatives": everyone}
 
 
 def _chosen_headers(
@@ -176,7 +192,8 @@ class _Forwarder:
                 self._record(cand, failure)
                 if failure.kind not in self.route.fallback_on:
                     return self._final(cand, failure)
-                reason = failure.reason
+                if reason is None:  # `_fallback_reason` says why the first choice was dropped
+                    reason = failure.reason
                 self.rt.metrics.fallbacks.labels(cand.model_id, reason).inc()
         rec["selected_model"] = rec["connection"] = None
         raise RoutingError(
