@@ -103,7 +103,7 @@ def remove_model_echo_mini(c: Config) -> None:
 
 def remove_collection_and_org_member(c: Config) -> None:
     del c["collections"]["premium"]
-    c["organizations"]["acme"]["members"].remove("ann")
+    c["organizations"]["acme"]["members"].remove("bob")
     c["collections"]["team"]["members"].append({"model": "echo/echo-1", "active": False})
 
 

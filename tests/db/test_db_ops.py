@@ -179,7 +179,7 @@ def test_organization_membership() -> None:
     assert slug_for(ops) == "acme_add_member_bob"
     removed = _ops("remove_collection_and_org_member")
     assert any(
-        isinstance(op, DeleteOrganizationMemberOp) and op.key == "acme/ann" for op in removed
+        isinstance(op, DeleteOrganizationMemberOp) and op.key == "acme/bob" for op in removed
     )
 
 

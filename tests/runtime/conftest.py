@@ -70,6 +70,14 @@ collections:
 """
 
 
+# A model too small for most prompts, served to everyone (platform): for no-models reasons.
+SMALL_MODEL = "  fake/small: {context_window: 50, trust_level: 40}\n"
+SMALL_CONNECTION = (
+    "  - {id: platform-small, owner: platform, provider: fake, models: [fake/small],"
+    " credentials: {api_key_env: PLATFORM_KEY}}\n"
+)
+
+
 def make_table(port: int = 9, **parts: str) -> RoutingTable:
     """Compile the base config (plus extra YAML parts) through the real compiler."""
     return build_table(text=base_yaml(port, **parts))

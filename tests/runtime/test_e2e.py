@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import KEYS, FakeUpstream, Gateway
+from conftest import KEYS, SMALL_CONNECTION, SMALL_MODEL, FakeUpstream, Gateway
 from openai.types.chat import ChatCompletionMessageParam
 
 Start = Callable[..., Gateway]
@@ -213,10 +213,14 @@ def test_hang_times_out_and_falls_back(start: Start, fake: FakeUpstream) -> None
 
 
 def test_collection_no_models_lists_reasons(start: Start) -> None:
-    members = "[{model: fake/m1, active: false}, {model: alice/fake/m1}, {model: fake/tiny}]"
-    gw = start(collections=coll("broken", "round_robin", members))
+    members = "[{model: fake/m1, active: false}, {model: acme/fake/m1}, {model: fake/small}]"
+    gw = start(
+        collections=coll("broken", "round_robin", members),
+        models=SMALL_MODEL,
+        connections=SMALL_CONNECTION,
+    )
     with pytest.raises(openai.APIStatusError) as info:
-        client(gw, "bob").chat.completions.create(
+        client(gw, "carol").chat.completions.create(
             model="collection/broken", messages=[{"role": "user", "content": "x" * 400}]
         )
     assert info.value.status_code == 503
@@ -227,8 +231,8 @@ def test_collection_no_models_lists_reasons(start: Start) -> None:
         "available_models": 0,
         "reasons": [
             "fake/m1: inactive",
-            "alice/fake/m1: no connection you may use (alice)",
-            "fake/tiny: context window 50 too small for ~104 tokens",
+            "acme/fake/m1: no connection you may use (acme)",
+            "fake/small: context window 50 too small for ~104 tokens",
         ],
     }
 

@@ -7,7 +7,7 @@ import random
 from collections import Counter
 
 import pytest
-from conftest import ENV, FakeClock, make_table
+from conftest import ENV, SMALL_CONNECTION, SMALL_MODEL, FakeClock, make_table
 
 from routectl.runtime.plan import RequestFacts, RoutePlan, plan_request
 from routectl.runtime.resolve import Caller, index_of, resolve
@@ -23,8 +23,8 @@ ABC = "[{model: fake/m1}, {model: fake/m2}, {model: fake/m3}]"
 
 
 class World:
-    def __init__(self, collections: str, seed: int = 1) -> None:
-        self.table: RoutingTable = make_table(collections=collections)
+    def __init__(self, collections: str, seed: int = 1, **parts: str) -> None:
+        self.table: RoutingTable = make_table(9, collections=collections, **parts)
         self.clock = FakeClock()
         self.state = RoutingState(clock=self.clock, rng=random.Random(seed))
         self.state.configure(self.table, ENV)
@@ -217,13 +217,16 @@ def test_peek_does_not_mutate_state() -> None:
 
 def test_no_models_lists_every_reason() -> None:
     members = (
-        "[{model: fake/m1, active: false}, {model: alice/fake/m1}, {model: fake/tiny},"
+        "[{model: fake/m1, active: false}, {model: acme/fake/m1}, {model: fake/small},"
         " {model: fake/m2}]"
     )
-    w = World(collection("broken", "priority", members))
-    w.cool("acme-fake", "fake/m2", 60)
+    w = World(
+        collection("broken", "priority", members),
+        models=SMALL_MODEL,
+        connections=SMALL_CONNECTION,
+    )
     w.cool("platform-fake", "fake/m2", 60)
-    plan = w.plan("collection/broken", who="bob", facts=RequestFacts(prompt_tokens=60))
+    plan = w.plan("collection/broken", who="carol", facts=RequestFacts(prompt_tokens=60))
     assert plan.candidates == ()
     err = plan.error()
     assert (err.code, err.status) == ("collection_no_models", 503)
@@ -231,8 +234,8 @@ def test_no_models_lists_every_reason() -> None:
     assert details["total_members"] == 4 and details["available_models"] == 0
     assert details["reasons"] == [
         "fake/m1: inactive",
-        "alice/fake/m1: no connection you may use (alice)",
-        "fake/tiny: context window 50 too small for ~60 tokens",
+        "acme/fake/m1: no connection you may use (acme)",
+        "fake/small: context window 50 too small for ~60 tokens",
         "fake/m2: rate limited until 2027-01-15T08:01:00Z",
     ]
 

@@ -231,6 +231,7 @@ class RoutingConfig(_NoNulls):
     @field_validator("version", mode="before")
     @classmethod
     def _version_is_an_integer(cls, value: Any) -> Any:
-        if isinstance(value, bool):  # True == 1 in Python, not in JSON Schema
+        # True == 1 == 1.0 in Python; the file must say the integer 1
+        if isinstance(value, bool | float):
             raise ValueError("version must be the integer 1")
         return value

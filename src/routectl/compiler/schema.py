@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from routectl.compiler import model
@@ -40,11 +40,23 @@ _TYPE_WORDS = {
 _SECRET_KEYS = frozenset({"api_key", "key", "secret", "token", "password"})
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 60.0 as an integer; YAML people wrote a float there, and the models
+    # (strict) reject it, so the schema must say so too or the error would have no good message
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_StrictIntegers = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 @cache
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
     schema = json_schema()
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return _StrictIntegers(schema)
 
 
 def validate_schema(doc: Document) -> list[Diagnostic]:

@@ -7,18 +7,22 @@ file with schema errors still gets every meaning error reported in the same run.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from routectl.compiler.loader import Document, PathKey
 from routectl.errors import Diagnostic
 
-__all__ = ["RESERVED_HANDLES", "check_meaning", "split_member_model"]
+__all__ = ["RESERVED_HANDLES", "RESERVED_NAMES", "check_meaning", "split_member_model"]
 
 # `collection` and `auto` prefix names the runtime resolves; `platform` is the owner of shared
 # connections. A handle named like one of them would make names ambiguous.
 RESERVED_HANDLES = frozenset({"collection", "auto", "platform"})
+# Provider and collection names: `collection/NAME` and `auto(x)` are resolved before them.
+RESERVED_NAMES = frozenset({"collection", "auto"})
 
 
 def split_member_model(text: str) -> tuple[str | None, str]:
@@ -76,10 +80,95 @@ def check_meaning(doc: Document) -> list[Diagnostic]:
         serving={},
     )
     out: list[Diagnostic] = []
+    out += _check_numbers(doc, data, ())
     out += _check_handles(doc, index)
+    out += _check_reserved_names(doc, index, _dict(data.get("collections")))
+    out += _check_base_urls(doc, index, _list(data.get("connections")))
     out += _check_models(doc, index)
     out += _check_connections(doc, index, _list(data.get("connections")))
     out += _check_collections(doc, index, _dict(data.get("collections")))
+    return out
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_numbers(doc: Document, value: Any, path: PathKey) -> list[Diagnostic]:
+    """Every number must survive the table's JSON and PostgreSQL: finite, integers in 64 bits."""
+    if isinstance(value, dict):
+        return [d for k, v in value.items() for d in _check_numbers(doc, v, (*path, k))]
+    if isinstance(value, list):
+        return [d for i, v in enumerate(value) for d in _check_numbers(doc, v, (*path, i))]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [doc.diagnostic(path, f"must be a finite number; got {value}")]
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not _INT64[0] <= value <= _INT64[1]
+    ):
+        return [doc.diagnostic(path, "integer out of range: it must fit in 64 bits")]
+    return []
+
+
+def _check_base_urls(doc: Document, ix: _Index, connections: list[Any]) -> list[Diagnostic]:
+    """A base URL names a server, never a key: no user:password@, no ?key=, no #fragment.
+
+    The message does not repeat the URL: it may hold a secret, and diagnostics end up in CI logs.
+    """
+    places: list[tuple[PathKey, Any]] = [
+        (("providers", name, "base_url"), _dict(p).get("base_url"))
+        for name, p in ix.providers.items()
+    ]
+    places += [
+        (("connections", i, "base_url"), _dict(c).get("base_url"))
+        for i, c in enumerate(connections)
+    ]
+    out: list[Diagnostic] = []
+    for path, url in places:
+        if not isinstance(url, str):
+            continue
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue  # not a URL at all: the schema's pattern reports it
+        what = [
+            label
+            for label, present in (
+                ("a user or password", parts.username is not None or parts.password is not None),
+                ("a query string", bool(parts.query) or url.endswith("?")),
+                ("a fragment", bool(parts.fragment) or url.endswith("#")),
+            )
+            if present
+        ]
+        if what:
+            out.append(
+                doc.diagnostic(
+                    path,
+                    f"base_url must not carry {' or '.join(what)}: keys go in "
+                    "credentials.api_key_env, and this URL is written to generated/ and the database",
+                )
+            )
+    return out
+
+
+def _check_reserved_names(
+    doc: Document, ix: _Index, collections: dict[str, Any]
+) -> list[Diagnostic]:
+    """`collection/...` and `auto(...)` are names the runtime resolves first."""
+    out: list[Diagnostic] = []
+    for section, names, kind in (
+        ("providers", ix.providers, "provider"),
+        ("collections", collections, "collection"),
+    ):
+        for name in names:
+            if name in RESERVED_NAMES:
+                out.append(
+                    doc.diagnostic(
+                        (section, name),
+                        f"'{name}' is a reserved word and cannot be a {kind} name",
+                        key=True,
+                    )
+                )
     return out
 
 
@@ -298,6 +387,30 @@ def _check_collections(doc: Document, ix: _Index, collections: dict[str, Any]) -
             else:
                 alias_owner[alias] = name
         out += _check_members(doc, ix, base, scope, owner, _list(coll.get("members")))
+    out += _check_auto_aliases(doc, collections, alias_owner)
+    return out
+
+
+def _check_auto_aliases(
+    doc: Document, collections: dict[str, Any], alias_owner: dict[str, str]
+) -> list[Diagnostic]:
+    """An alias `auto(x)` must not take `auto(x)` away from the collection `auto-x` names."""
+    out: list[Diagnostic] = []
+    for alias, name in alias_owner.items():
+        if not (alias.startswith("auto(") and alias.endswith(")")):
+            continue
+        short = "auto-" + alias[5:-1]
+        target = short if short in collections else alias_owner.get(short)
+        if target is None or target == name:
+            continue
+        index = _list(_dict(collections.get(name)).get("aliases")).index(alias)
+        out.append(
+            doc.diagnostic(
+                ("collections", name, "aliases", index),
+                f"alias '{alias}' would take '{alias}' away from collection '{target}' "
+                f"('auto(x)' names the collection or alias 'auto-x')",
+            )
+        )
     return out
 
 
@@ -354,14 +467,27 @@ def _check_members(
 ) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen: dict[str, int] = {}
-    # who may use a pinned handle's connections through this collection
+    # who may use a pinned handle's connections through this collection; and whose connections
+    # serve its callers at all (None: not known, or everyone's for some caller)
     allowed_pins: set[str] | None = None
+    usable_owners: set[str] | None = None
     if scope == "user" and owner in ix.users:
-        allowed_pins = {owner} | {
-            h for h, o in ix.orgs.items() if owner in _list(_dict(o).get("members"))
-        }
+        allowed_pins = {owner} | _orgs_of(ix, owner)
+        usable_owners = allowed_pins | {"platform"}
     elif scope == "organization" and owner in ix.orgs:
         allowed_pins = {owner}
+        members_of_org = {
+            m
+            for m in _list(_dict(ix.orgs[owner]).get("members"))
+            if isinstance(m, str) and m in ix.users
+        }
+        usable_owners = {owner, "platform"} | members_of_org
+        for member in members_of_org:
+            usable_owners |= _orgs_of(ix, member)
+    elif scope == "system":
+        # every user calls it: an organization's pin serves its members (the others skip that
+        # member); a user's pin would serve one caller and be "no connection" for all the rest
+        allowed_pins = set(ix.orgs)
     for i, raw in enumerate(members):
         text = _str(_dict(raw).get("model"))
         if text is None:
@@ -399,14 +525,36 @@ def _check_members(
         elif handle is not None and handle not in owners:
             out.append(doc.diagnostic(path, f"'{handle}' owns no connection serving '{model_id}'"))
         elif handle is not None and allowed_pins is not None and handle not in allowed_pins:
+            if scope == "system":
+                message = (
+                    f"a system collection serves every user, but only user '{handle}' may use "
+                    f"'{handle}'s connections; write '{model_id}' (connections by priority) or "
+                    f"move the member to a collection of scope user owned by '{handle}'"
+                )
+            else:
+                message = (
+                    f"the users of this {scope}-scoped collection may not use connections "
+                    f"owned by '{handle}'; pin one of: {', '.join(sorted(allowed_pins))}"
+                )
+            out.append(doc.diagnostic(path, message))
+        elif (
+            handle is None
+            and usable_owners is not None
+            and not owners & usable_owners
+            and all(o == "platform" or o in ix.users or o in ix.orgs for o in owners)
+        ):  # (an unknown owner is reported at its connection)
             out.append(
                 doc.diagnostic(
                     path,
-                    f"the users of this {scope}-scoped collection may not use connections "
-                    f"owned by '{handle}'; pin one of: {', '.join(sorted(allowed_pins))}",
+                    f"the users of this {scope}-scoped collection may use no connection serving "
+                    f"'{model_id}' (served by: {', '.join(sorted(owners))})",
                 )
             )
     return out
+
+
+def _orgs_of(ix: _Index, user: str) -> set[str]:
+    return {h for h, o in ix.orgs.items() if user in _list(_dict(o).get("members"))}
 
 
 def _a(word: str) -> str:
