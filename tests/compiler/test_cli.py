@@ -139,6 +139,42 @@ def test_check_fails_after_hand_edit(project: Path, monkeypatch: pytest.MonkeyPa
         load_table(table_file)
 
 
+def test_a_hand_edited_migration_fails_check_and_stops_compile(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    assert run("compile").exit_code == 0
+    migration = project / "generated" / "migrations" / "0001_initial.sql"
+    original = migration.read_text()
+    migration.write_text(original.replace("COMMIT;", "DELETE FROM organizations;\nCOMMIT;"))
+    result = run("check")
+    assert result.exit_code == 1
+    assert "0001_initial.sql: edited after it was generated" in result.stderr
+    # compile adds nothing to a chain it cannot trust, and leaves every file as it was
+    routing = project / "routing.yaml"
+    routing.write_text(routing.read_text().replace("timeout_ms: 30000", "timeout_ms: 31000"))
+    table_before = (project / "generated" / "routing_table.json").read_bytes()
+    result = run("compile")
+    assert result.exit_code == 1
+    assert "edited after it was generated" in result.stderr
+    assert (project / "generated" / "routing_table.json").read_bytes() == table_before
+    assert sorted(p.name for p in migration.parent.iterdir()) == ["0001_initial.sql"]
+    migration.write_text(original)  # restored from version control: compile goes on
+    assert run("compile").exit_code == 0
+    assert run("check").exit_code == 0
+
+
+def test_compile_warns_when_it_must_resync(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    assert run("compile").exit_code == 0
+    (project / "generated" / "routing_table.json").unlink()
+    routing = project / "routing.yaml"
+    routing.write_text(routing.read_text().replace("timeout_ms: 30000", "timeout_ms: 31000"))
+    result = run("compile")
+    assert result.exit_code == 0
+    assert "migrations/0002_resync.sql resynchronises the whole state" in result.stderr
+
+
 def test_check_names_a_missing_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project)
     assert run("compile").exit_code == 0

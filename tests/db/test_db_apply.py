@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from routectl.compiler.db.apply import (
     execute_file,
     pending_migrations,
 )
-from routectl.compiler.db.chain import MigrationFile
+from routectl.compiler.db.chain import MigrationFile, stamp_digest
 from routectl.compiler.sql import sql_outputs
 
 from .conftest import snapshot
@@ -97,7 +98,9 @@ def test_a_failing_migration_stops_the_run_and_keeps_the_earlier_ones(
     steps = compile_history()
     _write_generated(tmp_path, 6)
     broken = tmp_path / "migrations" / f"{steps[5].migration_name}.sql"
-    broken.write_text(broken.read_text().replace("COMMIT;", "SELECT 1/0;\nCOMMIT;"))
+    # a migration that fails on the database (re-stamped, so it is not refused as edited)
+    text = re.sub(r"^-- sha256: .*\n", "", broken.read_text(), count=1, flags=re.M)
+    broken.write_text(stamp_digest(text.replace("COMMIT;", "SELECT 1/0;\nCOMMIT;")))
     url = new_database()
     code, output = _cli("db", "apply", "--database-url", url, "--out", str(tmp_path))
     assert code == 1
@@ -105,6 +108,42 @@ def test_a_failing_migration_stops_the_run_and_keeps_the_earlier_ones(
     assert f"applied {steps[4].migration_name}" in output
     # migration 6 rolled back as a whole: the database is exactly at revision 5's seed
     assert snapshot(url) == snapshot(_seeded(new_database, 4))
+
+
+def test_apply_refuses_an_edited_migration_before_running_anything(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    steps = compile_history()
+    _write_generated(tmp_path, 3)
+    edited = tmp_path / "migrations" / f"{steps[2].migration_name}.sql"
+    edited.write_text(edited.read_text().replace("COMMIT;", "DELETE FROM organizations;\nCOMMIT;"))
+    url = new_database()
+    code, output = _cli("db", "apply", "--database-url", url, "--out", str(tmp_path))
+    assert code == 1
+    assert f"{steps[2].migration_name}.sql: edited after it was generated" in output
+    with psycopg.connect(url) as conn:  # nothing ran, not even the untouched 0001
+        assert conn.execute("SELECT to_regclass('routing_migrations')").fetchone() == (None,)
+
+
+def test_a_migration_on_a_drifted_database_fails_and_changes_nothing(
+    new_database: Callable[[], str],
+) -> None:
+    steps = compile_history()
+    url = _seeded(new_database, 1)  # at revision 1's table, as routing_migrations says
+    with psycopg.connect(url, autocommit=True) as conn:  # ...but someone removed a member by hand
+        deleted = conn.execute(
+            "DELETE FROM model_collection_members m USING model_collections c, model_categories k"
+            " WHERE m.collection_id = c.id AND m.model_category_id = k.id"
+            " AND c.collection_name = 'ab' AND k.category_display_id = 'echo/echo-1'"
+        ).rowcount
+    assert deleted == 1
+    before = snapshot(url)
+    assert "UPDATE model_collection_members" in steps[2].migration  # it changes that member
+    with psycopg.connect(url, autocommit=True) as conn, pytest.raises(ApplyError) as info:
+        execute_file(conn, steps[2].migration)
+    assert "table model_collection_members holds" in str(info.value)
+    assert "apply generated/seed.sql to converge" in str(info.value)
+    assert snapshot(url) == before
 
 
 def test_apply_converges_through_a_resync_migration(

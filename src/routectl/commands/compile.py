@@ -72,6 +72,13 @@ def compile_cmd(config: Path, out_dir: Path) -> None:
     plan = plan_outputs(table, out_dir)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if plan.errors:
+        for problem in plan.errors:
+            click.echo(f"error: {out_dir / problem}", err=True)
+        click.echo(
+            f"{len(plan.errors)} problem(s) in {out_dir}/migrations; nothing written", err=True
+        )
+        raise SystemExit(1)
     written = write_outputs(plan, out_dir)
     for rel in written:
         click.echo(f"wrote {out_dir / rel}")

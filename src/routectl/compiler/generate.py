@@ -32,6 +32,9 @@ class Plan:
     files: dict[str, bytes]
     existing_migrations: dict[str, bytes]
     warnings: list[str] = field(default_factory=list)
+    # the migrations already there are broken (edited, renumbered, unlinked): compile must not
+    # add to a chain it cannot trust, so it writes nothing and says what to restore
+    errors: list[str] = field(default_factory=list)
 
 
 def read_existing_migrations(out_dir: Path) -> dict[str, bytes]:
@@ -67,11 +70,19 @@ def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
         files = {TABLE_FILE: table_bytes}
         for rel, content in sql.sql_outputs(previous, table, existing).items():
             files[rel] = content
+    for rel in files:
+        if rel.endswith("_resync.sql") and rel not in existing:
+            warnings.append(
+                f"{rel} resynchronises the whole state: {out_dir / TABLE_FILE} is missing or "
+                "is not the table the migrations end at, so there is nothing to diff against "
+                "(restore it from version control and compile again for a minimal migration)"
+            )
     return Plan(
         table=table,
         files=dict(sorted(files.items())),
         existing_migrations=existing,
         warnings=warnings,
+        errors=sql.chain_problems(existing),
     )
 
 

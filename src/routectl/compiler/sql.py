@@ -11,7 +11,7 @@ from routectl.compiler.db.rows import table_rows
 from routectl.compiler.db.slug import slug_for
 from routectl.table import RoutingTable, dump_table
 
-__all__ = ["sql_outputs", "verify_migrations"]
+__all__ = ["chain_problems", "sql_outputs", "verify_migrations"]
 
 SEED = "seed.sql"
 MIGRATIONS = "migrations"
@@ -40,11 +40,12 @@ def _next_migration(
     chain: list[MigrationFile],
 ) -> tuple[str, str] | None:
     """(relative path, text) of the migration this compile adds, or None when nothing changed."""
+    counts = {table: len(rows) for table, rows in new_rows.items()}
     if not chain:
         ops = compare_rows(table_rows(None), new_rows)
         name = "0001_initial"
         return f"{MIGRATIONS}/{name}.sql", render_migration(
-            number=1, name=name, from_hash=None, to_hash=new_hash, ops=ops
+            number=1, name=name, from_hash=None, to_hash=new_hash, ops=ops, expected_counts=counts
         )
     last = chain[-1]
     if last.to_hash == new_hash:
@@ -54,7 +55,12 @@ def _next_migration(
         ops = compare_rows(table_rows(previous), new_rows)
         name = f"{number:04d}_{slug_for(ops)}"
         text = render_migration(
-            number=number, name=name, from_hash=last.to_hash, to_hash=new_hash, ops=ops
+            number=number,
+            name=name,
+            from_hash=last.to_hash,
+            to_hash=new_hash,
+            ops=ops,
+            expected_counts=counts,
         )
     else:
         # the table the chain ends at is not the one in generated/ (deleted or edited by hand):
@@ -67,6 +73,7 @@ def _next_migration(
             to_hash=new_hash,
             ops=[],
             resync_rows=new_rows,
+            expected_counts=counts,
         )
     return f"{MIGRATIONS}/{name}.sql", text
 
@@ -96,11 +103,10 @@ def sql_outputs(
     return out
 
 
-def verify_migrations(existing: dict[str, bytes], table: RoutingTable) -> list[str]:
-    """Problems with the migration chain in generated/migrations/ (empty when it is sound)."""
+def chain_problems(existing: dict[str, bytes]) -> list[str]:
+    """What is wrong with the migrations already in generated/migrations/, whatever the table:
+    files that are not migrations, edited files, gaps, and links that do not join."""
     chain, problems = parse_chain(_migration_files(existing))
-    if not chain:
-        return [*problems, "migrations/ holds no migrations; run `routectl compile`"]
     for index, m in enumerate(chain, start=1):
         where = m.path
         if m.number != index:
@@ -117,6 +123,15 @@ def verify_migrations(existing: dict[str, bytes], table: RoutingTable) -> list[s
                 f"{where}: starts from table {m.from_hash or 'empty'}, but the previous "
                 f"migration ends at {chain[index - 2].to_hash}"
             )
+    return problems
+
+
+def verify_migrations(existing: dict[str, bytes], table: RoutingTable) -> list[str]:
+    """Problems with the migration chain in generated/migrations/ (empty when it is sound)."""
+    chain, _ = parse_chain(_migration_files(existing))
+    problems = chain_problems(existing)
+    if not chain:
+        return [*problems, "migrations/ holds no migrations; run `routectl compile`"]
     expected_hash = _hash(table)
     if chain[-1].to_hash != expected_hash:
         problems.append(

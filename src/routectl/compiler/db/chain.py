@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-__all__ = ["MigrationFile", "parse_chain"]
+__all__ = ["MigrationFile", "content_digest", "parse_chain", "stamp_digest"]
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9._-]+)\.sql$")
 _FROM = re.compile(r"^-- from: (empty|[0-9a-f]{64})$", re.MULTILINE)
 _TO = re.compile(r"^-- to: ([0-9a-f]{64})$", re.MULTILINE)
+# The file's own digest: a migration that may have run somewhere must never change, and a
+# reviewer must be able to trust that the SQL in the file is the SQL compile generated.
+_DIGEST = re.compile(r"^-- sha256: ([0-9a-f]{64})\n", re.MULTILINE)
+
+
+def content_digest(text: str) -> str:
+    """sha256 of a migration's text without its `-- sha256:` line."""
+    return hashlib.sha256(_DIGEST.sub("", text, count=1).encode()).hexdigest()
+
+
+def stamp_digest(text: str) -> str:
+    """The migration with a `-- sha256:` line after its `-- to:` line."""
+    to = _TO.search(text)
+    assert to is not None, "a rendered migration names its `to` table"
+    at = to.end() + 1
+    return f"{text[:at]}-- sha256: {content_digest(text)}\n{text[at:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +58,17 @@ def parse_chain(files: dict[str, bytes]) -> tuple[list[MigrationFile], list[str]
         from_match, to_match = _FROM.search(head), _TO.search(head)
         if from_match is None or to_match is None:
             problems.append(f"{path}: header has no `-- from:` / `-- to:` hashes")
+            continue
+        digest = _DIGEST.search(head + "\n")
+        if digest is None:
+            problems.append(f"{path}: header has no `-- sha256:` line")
+            continue
+        if digest.group(1) != content_digest(text):
+            problems.append(
+                f"{path}: edited after it was generated (its content no longer matches its "
+                "`-- sha256:` line); restore it from version control: a migration that may "
+                "have been applied somewhere must not change"
+            )
             continue
         raw_from = from_match.group(1)
         chain.append(

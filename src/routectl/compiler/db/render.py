@@ -7,13 +7,14 @@ over 100,000 rows, and a jinja2 filter call per cell would dominate the whole co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from itertools import groupby
 from typing import Any, NamedTuple
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from routectl.compiler.db.chain import stamp_digest
 from routectl.compiler.db.literals import sql_comment, sql_literal, sql_literals, sql_uuid
 from routectl.compiler.db.ops import CreateOp, DeleteOp, Op, UpdateOp, macro_name
 from routectl.compiler.db.rows import SCHEMA_VERSION, TABLES, Row, TableSpec, table_rows
@@ -26,6 +27,7 @@ LOCK_KEY = 0x726F757465
 
 # table name -> its rows, as rows.table_rows returns them
 Rows = dict[str, tuple[Row, ...]]
+_TABLE_ORDER = {spec.name: i for i, spec in enumerate(TABLES)}
 
 
 @cache
@@ -148,13 +150,14 @@ def render_migration(
     ops: Sequence[Op],
     resync: RoutingTable | None = None,
     resync_rows: Rows | None = None,
+    expected_counts: Mapping[str, int] | None = None,
 ) -> str:
     """One migration file; with `resync` (or its rows), the whole state of that table instead of `ops`."""
     template = environment().get_template("migration.sql.j2")
     if resync_rows is None and resync is not None:
         resync_rows = table_rows(resync)
     tables = None if resync_rows is None else _tables(resync_rows)
-    return template.render(
+    text = template.render(
         number=number,
         name=name,
         from_hash=from_hash,
@@ -164,4 +167,6 @@ def render_migration(
         runs=_runs(ops),
         tables=tables,
         render_run=_render_run,
+        expected_counts=sorted((expected_counts or {}).items(), key=lambda kv: _TABLE_ORDER[kv[0]]),
     )
+    return stamp_digest(text)
