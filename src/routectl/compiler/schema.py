@@ -110,8 +110,8 @@ def _diagnostics(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
             path, f"unsupported format version {_describe(instance)}; this routectl reads version 1"
         )
         return
-    if "credentials" in path:
-        # whatever sits under credentials may be a pasted key: never echo it
+    if "credentials" in path or path[-1:] == ("base_url",):
+        # whatever sits under credentials may be a pasted key, and so may a URL: never echo them
         instance = _Hidden()
     yield doc.diagnostic(path, _message(kind, schema, instance, error))
 
