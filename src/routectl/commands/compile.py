@@ -74,7 +74,7 @@ def compile_cmd(config: Path, out_dir: Path) -> None:
         click.echo(f"warning: {warning}", err=True)
     if plan.errors:
         for problem in plan.errors:
-            click.echo(f"error: {out_dir / problem}", err=True)
+            click.echo(f"error: {out_dir}/{problem}", err=True)
         click.echo(
             f"{len(plan.errors)} problem(s) in {out_dir}/migrations; nothing written", err=True
         )
