@@ -108,7 +108,14 @@ def check_cmd(config: Path, out_dir: Path) -> None:
     if problems:
         for line in problems:
             click.echo(line, err=True)
-        click.echo(f"{out_dir}/ is stale; run `routectl compile`", err=True)
+        if plan.errors:  # compile would refuse: say what comes first
+            click.echo(
+                f"{out_dir}/migrations has problems compile will not paper over; fix them "
+                "(restore edited files from version control), then run `routectl compile`",
+                err=True,
+            )
+        else:
+            click.echo(f"{out_dir}/ is stale; run `routectl compile`", err=True)
         sys.exit(1)
     click.echo(f"{out_dir}/ is up to date (routing table {table.sha256})")
 

@@ -130,8 +130,8 @@ def verify_migrations(existing: dict[str, bytes], table: RoutingTable) -> list[s
     """Problems with the migration chain in generated/migrations/ (empty when it is sound)."""
     chain, _ = parse_chain(_migration_files(existing))
     problems = chain_problems(existing)
-    if not chain:
-        return [*problems, "migrations/ holds no migrations; run `routectl compile`"]
+    if not chain:  # (when every file had a problem, those problems say it)
+        return problems or ["migrations/ holds no migrations; run `routectl compile`"]
     expected_hash = _hash(table)
     if chain[-1].to_hash != expected_hash:
         problems.append(
