@@ -117,6 +117,20 @@ def test_a_config_new_at_head_is_all_added(repo: Path) -> None:
     assert "- added `collection/split`" in result.output
 
 
+def test_base_reads_a_committed_compiled_table_as_a_table(repo: Path) -> None:
+    runner = CliRunner()
+    gen = repo / "generated"
+    config = repo / "config" / "routing.yaml"
+    assert runner.invoke(main, ["compile", str(config), "--out", str(gen)]).exit_code == 0
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "compiled")
+    config.write_text(variant(*WEIGHTS), encoding="utf-8")
+    assert runner.invoke(main, ["compile", str(config), "--out", str(gen)]).exit_code == 0
+    result = runner.invoke(main, ["diff", str(gen / "routing_table.json"), "--base", "HEAD"])
+    assert result.exit_code == 0, result.output
+    assert "| `echo/echo-1` | 50% | 70% |" in result.output
+
+
 def test_unknown_ref_is_a_usage_error(repo: Path) -> None:
     result = CliRunner().invoke(
         main, ["diff", str(repo / "config" / "routing.yaml"), "--base", "nope"]

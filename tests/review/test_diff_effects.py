@@ -75,6 +75,16 @@ CHANGES: dict[str, tuple[tuple[str, str], ...]] = {
         ),
     ),
     "comment_only": (("# Bearer keys", "# A comment changed. Bearer keys"),),
+    "key_revoked": (
+        (
+            'api_keys: ["sha256:64ec5cdada3adec9d06609809dc424f4ee1d50b411f6f9b7c0d0eefd9906fb14"]',
+            "api_keys: []",
+        ),
+    ),
+    "model_and_defaults": (
+        ("    context_window: 32768\n", "    context_window: 1000\n"),
+        ("version: 1\n", "version: 1\ndefaults: {cooldown_s: 300, allowed_fails: 1}\n"),
+    ),
 }
 
 
@@ -140,3 +150,53 @@ def test_first_commit_adds_everything(base_table: RoutingTable) -> None:
 )
 def test_percent(share: float | None, text: str) -> None:
     assert percent(share) == text
+
+
+def test_a_revoked_last_key_loses_the_user_everything(base_table: RoutingTable) -> None:
+    diff = _diff("key_revoked", base_table)
+    cid = next(a for a in diff.access if a.subject == "cid")
+    assert "collection/split" in cid.lost and "openai/gpt-a" in cid.lost
+    assert not cid.gained
+    (keys,) = [o for o in diff.others if o.setting == "api_keys"]
+    assert (keys.subject, keys.before, keys.after) == ("user cid", ["sha256:64ec5cdada3a…"], [])
+
+
+def test_context_window_and_defaults_are_routing_effects(base_table: RoutingTable) -> None:
+    diff = _diff("model_and_defaults", base_table)
+    assert not diff.is_empty()
+    changes = {(o.subject, o.setting): (o.before, o.after) for o in diff.others}
+    assert changes[("model echo/echo-1", "context_window")] == (32768, 1000)
+    assert changes[("defaults", "cooldown_s")] == (30.0, 300.0)
+    assert changes[("defaults", "allowed_fails")] == (3, 1)
+    assert "- model echo/echo-1 `context_window`: `32768` → `1000`" in render_markdown(diff)
+
+
+def test_a_collection_that_improves_but_stays_below_its_minimum_is_not_a_new_warning(
+    base_table: RoutingTable,
+) -> None:
+    # split: 2 active of min 2 -> deactivate both (0 of 2): a new warning
+    both_off = variant(
+        (
+            "- {model: echo/echo-1, weight: 0.5}",
+            "- {model: echo/echo-1, weight: 0.5, active: false}",
+        ),
+        (
+            "- {model: echo/echo-mini, weight: 0.5}",
+            "- {model: echo/echo-mini, weight: 0.5, active: false}",
+        ),
+    )
+    one_off = variant(
+        (
+            "- {model: echo/echo-mini, weight: 0.5}",
+            "- {model: echo/echo-mini, weight: 0.5, active: false}",
+        ),
+    )
+    worse = compare(base_table, build(both_off))
+    assert "below_min_models" in [w.kind for w in worse.warnings]
+    better = compare(build(both_off), build(one_off))  # 0 of 2 -> 1 of 2: still below, but better
+    assert "below_min_models" not in [w.kind for w in better.warnings]
+
+
+def test_no_base_config_warns_no_new_user(base_table: RoutingTable) -> None:
+    diff = compare(empty_table(), base_table)
+    assert [w for w in diff.warnings if w.kind == "falls_to_platform_keys"] == []

@@ -62,7 +62,10 @@ def connection_chain(table: RoutingTable, handle: str, model_id: str) -> tuple[s
 def access_of(table: RoutingTable, handle: str) -> Access:
     """Everything one user may name; empty when the user does not exist in the table."""
     caller = index_of(table).callers.get(handle)
-    if caller is None:
+    user = table.users.get(handle)
+    if caller is None or user is None or not user.api_keys:
+        # without a key nobody can call as this user: no access at all (a revoked last key
+        # shows as the user losing everything)
         return Access(frozenset(), frozenset(), frozenset())
     collections = frozenset(f"collection/{c.name}" for c in visible_collections(table, caller))
     usable = [c for c in table.connections.values() if may_use_connection(table, handle, c)]

@@ -71,6 +71,17 @@ class SettingChange:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherChange:
+    """A change outside collections that still moves traffic or access: a model's context window
+    or price, the defaults, a user's keys, a connection's URL, key variable or upstream names."""
+
+    subject: str  # "model echo/echo-1", "defaults", "user sam-solo", "connection acme-groq"
+    setting: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
 class MemberShare:
     member: str
     change: Change
@@ -135,6 +146,7 @@ class TableDiff:
     connections: tuple[ConnectionChange, ...] = ()
     first_choices: tuple[FirstChoiceChange, ...] = ()
     capabilities: tuple[CapabilityChange, ...] = ()
+    others: tuple[OtherChange, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
@@ -149,6 +161,7 @@ class TableDiff:
             self.connections,
             self.first_choices,
             self.capabilities,
+            self.others,
         )
         return not any(groups)
 
@@ -399,6 +412,15 @@ def _min_models_warnings(table: RoutingTable) -> dict[tuple[str, str], Alert]:
     return out
 
 
+def _shortfall(table: RoutingTable, name: str) -> int:
+    """How many active members a collection lacks to reach its min_models_available."""
+    c = table.collections[name]
+    minimum = c.metadata.get("min_models_available")
+    if not isinstance(minimum, int) or isinstance(minimum, bool):
+        return 0
+    return minimum - sum(1 for m in c.members if m.active)
+
+
 def _is_private(table: RoutingTable, cid: str) -> bool:
     return table.connections[cid].owner_kind != "platform"
 
@@ -476,19 +498,92 @@ def _new_warnings(
     fresh = [
         w
         for key, w in sorted(after.items())
-        if key not in before or (w.kind == "below_min_models" and before[key] != w)
+        if key not in before
+        or (w.kind == "below_min_models" and _shortfall(new, key[1]) > _shortfall(old, key[1]))
     ]
-    if old.users:
-        # a user added by this change has no "before" to fall from: their chains are their peers'
-        fresh = [
-            w
-            for w in fresh
-            if w.kind != "falls_to_platform_keys" or w.subject.split(":", 1)[0] in old.users
-        ]
+    # a user added by this change (every user, when the base has no config) has no "before" to
+    # fall from: their chains are their peers'
+    fresh = [
+        w
+        for w in fresh
+        if w.kind != "falls_to_platform_keys" or w.subject.split(":", 1)[0] in old.users
+    ]
     order = {"below_min_models": 0, "capability_lost": 1, "falls_to_platform_keys": 2}
     return sorted(
         fresh + _capability_warnings(capabilities), key=lambda w: (order[w.kind], w.subject)
     )
+
+
+# ---------------------------------------------------------------- models, defaults, keys, URLs
+
+_MODEL_FIELDS = (
+    "context_window",
+    "max_output_tokens",
+    "input_per_mtok",
+    "output_per_mtok",
+    "capabilities",
+    "trust_level",
+    "free",
+)
+_DEFAULT_FIELDS = (
+    "cooldown_s",
+    "allowed_fails",
+    "timeout_ms",
+    "max_attempts",
+    "fallback_on",
+    "priority_user",
+    "priority_organization",
+    "priority_platform",
+)
+_CONNECTION_FIELDS = ("base_url", "api_key_env", "upstream_names")
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _field_changes(
+    subject: str, before: Any, after: Any, names: tuple[str, ...]
+) -> list[OtherChange]:
+    return [
+        OtherChange(subject, name, _plain(getattr(before, name)), _plain(getattr(after, name)))
+        for name in names
+        if getattr(before, name) != getattr(after, name)
+    ]
+
+
+def _short_digest(digest: str) -> str:
+    return digest[:19] + "…"  # "sha256:" and 12 hex digits: enough to tell keys apart
+
+
+def _other_changes(old: RoutingTable, new: RoutingTable) -> list[OtherChange]:
+    out = _field_changes("defaults", old.defaults, new.defaults, _DEFAULT_FIELDS)
+    for model_id in sorted(old.models.keys() | new.models.keys()):
+        b, a = old.models.get(model_id), new.models.get(model_id)
+        if b is None or a is None:
+            out.append(OtherChange(f"model {model_id}", "defined", b is not None, a is not None))
+        else:
+            out += _field_changes(f"model {model_id}", b, a, _MODEL_FIELDS)
+    for name in sorted(old.providers.keys() & new.providers.keys()):
+        out += _field_changes(
+            f"provider {name}", old.providers[name], new.providers[name], ("api", "base_url")
+        )
+    for cid in sorted(old.connections.keys() & new.connections.keys()):
+        out += _field_changes(
+            f"connection {cid}", old.connections[cid], new.connections[cid], _CONNECTION_FIELDS
+        )
+    for handle in sorted(old.users.keys() & new.users.keys()):
+        kb, ka = old.users[handle].api_keys, new.users[handle].api_keys
+        if set(kb) != set(ka):
+            out.append(
+                OtherChange(
+                    f"user {handle}",
+                    "api_keys",
+                    [_short_digest(k) for k in sorted(kb)],
+                    [_short_digest(k) for k in sorted(ka)],
+                )
+            )
+    return out
 
 
 def compare(old: RoutingTable, new: RoutingTable) -> TableDiff:
@@ -506,4 +601,5 @@ def compare(old: RoutingTable, new: RoutingTable) -> TableDiff:
         connections=tuple(_connection_changes(old, new)),
         first_choices=tuple(_first_choice_changes(old, new)),
         capabilities=tuple(capabilities),
+        others=tuple(_other_changes(old, new)),
     )

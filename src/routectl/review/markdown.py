@@ -42,6 +42,7 @@ def _count_line(diff: TableDiff) -> str:
         (len(diff.connections), "connection change"),
         (len(diff.first_choices), "first-choice change"),
         (len(diff.capabilities), "capability change"),
+        (len(diff.others), "other change"),
     ]
     parts = [
         f"{n} {label}{'s' if n != 1 and not label.endswith('d') else ''}"
@@ -181,5 +182,13 @@ def render_markdown(diff: TableDiff) -> str:
             out.append(
                 f"| `collection/{cap.collection}` | {_code(cap.lost)} | {_code(cap.gained)} |"
             )
+        out.append("")
+    if diff.others:
+        out += ["### Models, defaults, keys and URLs", ""]
+        for o in diff.others:
+            if o.setting == "defined":
+                out.append(f"- {'added' if o.after else 'removed'} {o.subject}")
+            else:
+                out.append(f"- {o.subject} `{o.setting}`: `{o.before}` → `{o.after}`")
         out.append("")
     return "\n".join(out)
