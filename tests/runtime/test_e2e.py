@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
 import time
 from collections import Counter
@@ -422,6 +423,68 @@ def test_client_disconnect_cancels_the_upstream_request(start: Start, fake: Fake
     while not fake.cancelled and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fake.cancelled == ["m1"]
+
+
+def test_clients_leaving_mid_stream_are_499s_not_tracebacks(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = start()
+    body = json.dumps({"model": "echo/e1", "messages": HELLO, "stream": True}).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {KEYS['alice']}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with caplog.at_level(logging.INFO):
+        for _ in range(20):  # gone before the answer, at various points of writing it
+            sock = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+            sock.sendall(request)
+            sock.close()
+        deadline = time.monotonic() + 5
+        while len(_access_lines(caplog)) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # aiohttp would log a traceback just after a handler's end
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert {line["status"] for line in _access_lines(caplog)} <= {200, 499}
+    assert call(gw, "GET", "/healthz")[0] == 200
+
+
+def _access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == "routectl.access" and '"/v1/chat/completions"' in r.getMessage()
+    ]
+
+
+def test_malformed_input_gets_the_error_shape_and_the_server_keeps_serving(start: Start) -> None:
+    gw = start()
+    # a text part that is not a string: the echo provider skips it (no 500)
+    odd = {"role": "user", "content": [{"type": "text", "text": 5}, {"type": "text", "text": "ok"}]}
+    body = json.dumps({"model": "echo/e1", "messages": [odd]}).encode()
+    status, _, data = call(gw, "POST", "/v1/chat/completions", body)
+    assert status == 200 and json.loads(data)["choices"][0]["message"]["content"] == "ok"
+    # an Authorization header that is not UTF-8: just an unknown key
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    conn.putrequest("GET", "/v1/models")
+    conn.putheader("Authorization", b"Bearer \xff\xfe")
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert (resp.status, json.loads(resp.read())["error"]["code"]) == (401, "invalid_api_key")
+    assert resp.getheader("x-request-id")
+    conn.close()
+    # a body that does not decode as its Content-Encoding says: 400, not 500
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=b"0123456789",
+        headers={"Authorization": f"Bearer {KEYS['alice']}", "Content-Encoding": "deflate"},
+    )
+    resp = conn.getresponse()
+    assert (resp.status, json.loads(resp.read())["error"]["code"]) == (400, "invalid_request")
+    conn.close()
+    assert call(gw, "GET", "/healthz")[0] == 200
 
 
 # ---------------------------------------------------------------- the rest of the HTTP API

@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from routectl.review.explain import explain_request
-from routectl.runtime.handlers import LOADED, caller_of
+from routectl.runtime.handlers import LOADED, caller_of, read_body
 from routectl.runtime.keys import RUNTIME
 from routectl.runtime.resolve import RoutingError
 from routectl.runtime.service import Loaded
@@ -23,7 +23,7 @@ async def route_explain(request: web.Request) -> web.StreamResponse:
     # the chat handler's own authentication, so explain sees exactly the caller a request would
     caller = caller_of(request, loaded)
     try:
-        body: Any = orjson.loads(await request.read())
+        body: Any = orjson.loads(await read_body(request))
     except orjson.JSONDecodeError as exc:
         raise RoutingError(
             "invalid_request", 400, f"request body is not valid JSON: {exc}"

@@ -23,9 +23,12 @@ def last_user_text(body: dict[str, Any]) -> str:
                 return content
             if isinstance(content, list):
                 return "".join(
-                    p.get("text", "")
+                    p["text"]
                     for p in content
-                    if isinstance(p, dict) and p.get("type") == "text"
+                    # a malformed part is the upstream's to refuse; echo just skips it
+                    if isinstance(p, dict)
+                    and p.get("type") == "text"
+                    and isinstance(p.get("text"), str)
                 )
     return ""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from routectl.runtime.keys import LOADED, RECORD, REQUEST_ID, RUNTIME
 from routectl.runtime.plan import plan_request
@@ -30,12 +31,24 @@ __all__ = [
     "list_models",
     "managed_as_code",
     "metrics",
+    "read_body",
     "readyz",
 ]
 
 
 def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body; one that cannot be read (a Content-Encoding that does not decode) is a
+    400 invalid_request, not a 500."""
+    try:
+        return await request.read()
+    except RequestPayloadError as exc:
+        raise RoutingError(
+            "invalid_request", 400, f"request body could not be read: {exc}"
+        ) from None
 
 
 def caller_of(request: web.Request, loaded: Loaded) -> Caller:
@@ -55,7 +68,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     loaded: Loaded = request[LOADED]
     rec = request[RECORD]
     caller = caller_of(request, loaded)
-    chat = parse_chat_request(await request.read())
+    chat = parse_chat_request(await read_body(request))
     table = loaded.table
     if chat.load_balancer is not None:
         rec["requested_model"] = "load_balancer"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
 from typing import Any
@@ -16,6 +17,8 @@ from routectl.runtime.keys import LOADED, RECORD, REQUEST_ID, RUNTIME
 from routectl.runtime.resolve import RoutingError
 
 __all__ = ["envelope", "error_response"]
+
+_log = logging.getLogger("routectl.runtime")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
@@ -88,6 +91,16 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             err = _http_error(exc, rt.max_body_bytes)
             resp = error_response(err)
             rec["error"] = err.code
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            # a bug, not the client's fault: still the SPEC's error shape and headers, and the
+            # traceback in the log (never the request body or a key)
+            _log.exception(
+                "unhandled error in %s %s (request %s)", request.method, request.path, rid
+            )
+            resp = error_response(RoutingError("internal_error", 500, "Internal error"))
+            rec["error"] = "internal_error"
         if not resp.prepared:
             headers = resp.headers
             headers["x-routectl-table"] = loaded.sha

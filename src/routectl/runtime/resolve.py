@@ -269,7 +269,8 @@ def authenticate(table: RoutingTable, bearer_key: str | None) -> Caller | None:
     caller = index.by_key.get(bearer_key)
     if caller is not None:
         return caller
-    digest = "sha256:" + hashlib.sha256(bearer_key.encode()).hexdigest()
+    # surrogatepass: a header with bytes that are not UTF-8 is just an unknown key (401)
+    digest = "sha256:" + hashlib.sha256(bearer_key.encode("utf-8", "surrogatepass")).hexdigest()
     handle = table.api_keys.get(digest)
     if handle is None:
         return None  # unknown keys are not remembered: they would grow the cache unboundedly

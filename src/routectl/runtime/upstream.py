@@ -255,9 +255,13 @@ class _Forwarder:
             out.content_type = "text/event-stream"
             out.headers["Cache-Control"] = "no-cache"
             await out.prepare(self.request)
-            for event in events:
-                await out.write(event)
-            await out.write_eof()
+            try:
+                for event in events:
+                    await out.write(event)
+                await out.write_eof()
+            except ConnectionResetError:
+                self.rec["status"] = 499  # the client went away: end quietly
+                return out
             _note_usage(self.rec, cand, usage)
             return out
         data = echo_completion(chat.body, cand.model_id, tokens, cid, created)
@@ -392,11 +396,16 @@ class _Forwarder:
                 chunk = await content.readany()
             if translate is not None:
                 await self._translated_end(cand, out, translate)
-        except (ConnectionResetError, asyncio.CancelledError):
-            # the client went away: leaving closes the upstream response, cancelling the request
-            self.rec["status"] = 499
+        except asyncio.CancelledError:
+            self.rec["status"] = 499  # the client went away: closing cancels the upstream request
             resp.close()
             raise
+        except ConnectionResetError:
+            # the client went away mid-stream: cancel the upstream request and end quietly (a
+            # raise would have aiohttp log a traceback for every disconnecting client)
+            self.rec["status"] = 499
+            resp.close()
+            return out
         except (TimeoutError, aiohttp.ClientError) as exc:
             # past the first byte there is no fallback: tell the client in-band and end the stream
             failure = _Failure("timeout" if isinstance(exc, TimeoutError) else "connect_error")
@@ -409,7 +418,10 @@ class _Forwarder:
                 await out.write(b"data: " + orjson.dumps(error) + b"\n\n")
             except ConnectionResetError:
                 return out
-        await out.write_eof()
+        try:
+            await out.write_eof()
+        except ConnectionResetError:
+            self.rec["status"] = 499
         return out
 
 
