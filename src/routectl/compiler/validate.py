@@ -80,7 +80,8 @@ def check_meaning(doc: Document) -> list[Diagnostic]:
         serving={},
     )
     out: list[Diagnostic] = []
-    out += _check_numbers(doc, data, ())
+    if _has_bad_number(data):  # a quick scan first: paths are built only when one is found
+        out += _check_numbers(doc, data, ())
     out += _check_handles(doc, index)
     out += _check_reserved_names(doc, index, _dict(data.get("collections")))
     out += _check_base_urls(doc, index, _list(data.get("connections")))
@@ -91,6 +92,24 @@ def check_meaning(doc: Document) -> list[Diagnostic]:
 
 
 _INT64 = (-(2**63), 2**63 - 1)
+
+
+def _has_bad_number(data: Any) -> bool:
+    stack = [data]
+    lo, hi = _INT64
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+        elif kind is float:
+            if not math.isfinite(value):
+                return True
+        elif kind is int and not lo <= value <= hi:
+            return True
+    return False
 
 
 def _check_numbers(doc: Document, value: Any, path: PathKey) -> list[Diagnostic]:
