@@ -536,6 +536,11 @@ def test_models_and_collections_api(start: Start) -> None:
         ("fake/m2", 1, True),
         ("fake/m3", 0, True),
     ]
+    # the seed documents' names alongside routectl's, and status codes as numbers
+    assert detail["collection_name"] == "team"
+    assert detail["fallback_on"] == [429, 500, 502, 503, 504, "timeout", "connect_error"]
+    first = detail["models"][0]
+    assert (first["provider"], first["model_name"], first["is_active"]) == ("fake", "m2", True)
     assert call(gw, "GET", "/api/user/model-collections/team", who="carol")[0] == 403
     for method in ("POST", "PUT", "DELETE"):
         status, _, data = call(gw, method, "/api/user/model-collections/team", b"{}")

@@ -85,11 +85,15 @@ class RoutePlan:
         """The 503 to answer when there is no candidate at all."""
         route = self.route
         if route.kind in ("collection", "load_balancer"):
-            name = route.collection.name if route.collection else "load_balancer"
+            where = (
+                f"in {route.collection.name} collection"
+                if route.collection
+                else "for this load_balancer request"
+            )
             return RoutingError(
                 "collection_no_models",
                 503,
-                f"No models available in {name} collection",
+                f"No models available {where}",
                 {
                     "details": {
                         "total_members": self.total_members,

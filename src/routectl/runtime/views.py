@@ -37,6 +37,7 @@ def collection_summary(c: Collection) -> dict[str, Any]:
     return {
         "id": c.name,
         "name": c.name,
+        "collection_name": c.name,  # the seed documents' (and the database's) name for it
         "model_id": f"collection/{c.name}",
         "display_name": c.display_name,
         "description": c.description,
@@ -48,7 +49,8 @@ def collection_summary(c: Collection) -> dict[str, Any]:
         "member_count": len(c.members),
         "max_attempts": c.max_attempts,
         "timeout_ms": c.timeout_ms,
-        "fallback_on": list(c.fallback_on),
+        # status codes as numbers, as routing.yaml and a request's `retry.on_codes` write them
+        "fallback_on": [int(x) if x.isdigit() else x for x in c.fallback_on],
         "metadata": c.metadata,
     }
 
@@ -90,10 +92,13 @@ def collection_detail(
             {
                 "model": m.model,
                 "model_id": m.model_id,
+                "provider": m.model_id.partition("/")[0],
+                "model_name": m.model_id.partition("/")[2],
                 "handle": m.handle,
                 "weight": m.weight,
                 "priority": m.priority,
                 "active": m.active,
+                "is_active": m.active,  # the seed documents' (and the database's) name
                 "tags": list(c.members[m.position].tags),
                 "normalized_weight": c.members[m.position].normalized_weight,
                 "usage": usage.get(m.key, 0),
