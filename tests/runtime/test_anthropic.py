@@ -71,6 +71,7 @@ def test_system_messages_roles_and_string_content() -> None:
         ({}, 8192, 8192),
         ({}, None, DEFAULT_MAX_TOKENS),
         ({"max_tokens": 0}, None, 4096),
+        ({"max_completion_tokens": None, "max_tokens": 50}, 8192, 50),  # an explicit null
     ],
 )
 def test_max_tokens_is_always_set(
@@ -293,6 +294,7 @@ def test_response_tool_use() -> None:
         ("max_tokens", "length"),
         ("tool_use", "tool_calls"),
         ("refusal", "content_filter"),
+        ("model_context_window_exceeded", "length"),
         (None, "stop"),
     ],
 )
@@ -456,6 +458,47 @@ def test_stream_translation_event_by_event() -> None:
     }
     assert tr.usage == body[-1]["usage"] and tr.done and tr.error is None
     assert tr.close() == b""
+
+
+def test_a_streamed_tool_call_without_input_gets_empty_json_arguments() -> None:
+    tool = {"type": "tool_use", "id": "toolu_0", "name": "now", "input": {}}
+    events = [
+        sse("message_start", {"type": "message_start", "message": {"id": "m", "usage": {}}}),
+        sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": tool},
+        ),
+        sse(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": ""},
+            },
+        ),
+        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}}),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+    tr = StreamTranslator("claude/sonnet", 1, include_usage=False)
+    chunks = parse_chunks(b"".join(tr.feed(e) for e in events))
+    arguments = "".join(
+        call["function"].get("arguments", "")
+        for c in chunks
+        if c != "[DONE]"
+        for call in c["choices"][0]["delta"].get("tool_calls", [])
+    )
+    assert json.loads(arguments) == {}  # as the non-streamed answer's "{}"
+    # a tool call that did stream its input is not given a second "{}"
+    translator = StreamTranslator("claude/sonnet", 1, include_usage=False)
+    full = parse_chunks(b"".join(translator.feed(e) for e in stream_events()))
+    weather = "".join(
+        call["function"].get("arguments", "")
+        for c in full
+        if c != "[DONE]"
+        for call in c["choices"][0]["delta"].get("tool_calls", [])
+    )
+    assert json.loads(weather) == {"city": "Paris"}
 
 
 def test_stream_split_anywhere_and_crlf_give_the_same_output() -> None:

@@ -64,3 +64,37 @@ def test_two_workers_share_the_port_serve_and_stop_together(tmp_path: Path) -> N
             proc.kill()
             proc.wait()
         log_file.close()
+
+
+def test_a_sighup_while_workers_start_reloads_instead_of_killing(tmp_path: Path) -> None:
+    # a deploy script: start, recompile, `kill -HUP` at once - the workers are forked but do not
+    # serve yet (building the app, binding the port); the default action would end them all
+    workers = 2
+    raw_a, _ = dump_table(make_table(collections=LU))
+    raw_b, sha_b = dump_table(make_table())
+    path = tmp_path / "routing_table.json"
+    path.write_bytes(raw_a)
+    port = free_port()
+    log_file = (tmp_path / "serve.log").open("wb")
+    argv = [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file)
+    try:
+        deadline = time.monotonic() + 20
+        while len(children_of(proc.pid)) < workers:  # forked, not yet serving
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        path.write_bytes(raw_b)
+        proc.send_signal(signal.SIGHUP)
+        wait_ready(port, proc)
+        for _ in range(50):  # every worker ends up on the new table
+            hashes = {request(port, "GET", "/healthz", None)[1] for _ in range(8)}
+            if hashes == {sha_b}:
+                break
+            time.sleep(0.1)
+        assert hashes == {sha_b}
+        assert proc.poll() is None
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+        log_file.close()

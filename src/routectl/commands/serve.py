@@ -70,6 +70,9 @@ async def _serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, runtime.reload_from_file)
+    if _early_hup.is_set():  # a reload asked for while this worker was starting
+        _early_hup.clear()
+        runtime.reload_from_file()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     logging.getLogger("routectl.runtime").info(
@@ -132,6 +135,8 @@ def _run_workers(
 
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
+    if _early_hup.is_set():  # asked for while forking: the workers remember it until they serve
+        forward(signal.SIGHUP, None)
     status = 0
     for child in children:
         while True:
@@ -142,6 +147,30 @@ def _run_workers(
                 continue
         status = status or (1 if os.waitstatus_to_exitcode(code) not in (0, -signal.SIGTERM) else 0)
     return status
+
+
+class _EarlyHup:
+    """A SIGHUP that arrives before the event loop handles it (while the table is loaded, the
+    workers forked, the app built): remembered, then acted on once serving. With the default
+    action a deploy script's "start, recompile, kill -HUP" would terminate the server instead."""
+
+    def __init__(self) -> None:
+        self._seen = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGHUP, self._remember)
+
+    def _remember(self, _signum: int, _frame: object) -> None:
+        self._seen = True
+
+    def is_set(self) -> bool:
+        return self._seen
+
+    def clear(self) -> None:
+        self._seen = False
+
+
+_early_hup = _EarlyHup()
 
 
 def register(group: click.Group) -> None:
@@ -176,6 +205,7 @@ def register(group: click.Group) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it."""
         from routectl.table import TableError, load_table
 
+        _early_hup.install()  # inherited by forked workers until their loop takes SIGHUP over
         try:
             table = load_table(table_path)  # fail fast, before binding or forking; loaded once
         except TableError as exc:

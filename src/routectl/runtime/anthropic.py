@@ -36,6 +36,7 @@ _FINISH = {
     "max_tokens": "length",
     "tool_use": "tool_calls",
     "refusal": "content_filter",
+    "model_context_window_exceeded": "length",
 }
 _DONE = b"data: [DONE]\n\n"
 
@@ -213,7 +214,9 @@ def to_anthropic(
     if system:
         out["system"] = "\n\n".join(system)
     out["messages"] = turns
-    requested = body.get("max_completion_tokens", body.get("max_tokens"))
+    requested = body.get("max_completion_tokens")
+    if requested is None:  # absent or an explicit null: the older name decides
+        requested = body.get("max_tokens")
     if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0:
         out["max_tokens"] = requested
     else:
@@ -328,6 +331,7 @@ class StreamTranslator:
         self._buffer = b""
         self._raw_usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # Anthropic content block index -> OpenAI tool_call index
+        self._argued: set[int] = set()  # tool calls that got some arguments text
         self._finish = "stop"
 
     def feed(self, data: bytes) -> bytes:
@@ -394,6 +398,7 @@ class StreamTranslator:
             tool_index = self._tools.get(ev.get("index", -1))
             partial = delta.get("partial_json")
             if delta.get("type") == "input_json_delta" and tool_index is not None and partial:
+                self._argued.add(tool_index)
                 return self._chunk(
                     {"tool_calls": [{"index": tool_index, "function": {"arguments": partial}}]}
                 )
@@ -412,7 +417,17 @@ class StreamTranslator:
             self.done = True
             self.error = str(err.get("type") or "error")
             return self._error(str(err.get("message") or "upstream stream error"), self.error)
-        return b""  # ping, content_block_stop, unknown events
+        if kind == "content_block_stop":
+            tool_index = self._tools.get(ev.get("index", -1))
+            if tool_index is not None and tool_index not in self._argued:
+                # a tool without input streams no JSON at all; OpenAI clients json.loads the
+                # assembled arguments, and the non-streamed answer says "{}" too
+                self._argued.add(tool_index)
+                return self._chunk(
+                    {"tool_calls": [{"index": tool_index, "function": {"arguments": "{}"}}]}
+                )
+            return b""
+        return b""  # ping, unknown events
 
     def _stop(self) -> bytes:
         self.done = True
