@@ -131,3 +131,19 @@ def test_rare_features_fall_back_to_the_node_path(text: str) -> None:
 def test_the_repo_config_takes_the_fast_path() -> None:
     text = (_ROOT / "routing.yaml").read_text()
     assert loader._plain_data(text)["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1e-7", 1e-7), ("1.5e7", 1.5e7), ("2E+6", 2e6), (".5e3", 500.0), ("1.0", 1.0), ("10", 10)],
+)
+def test_exponent_floats_are_numbers(text: str, value: float) -> None:
+    # YAML 1.1 reads `1e-7` and `1.5e7` as strings; people and YAML 1.2 mean numbers
+    data = load_document(f"price: {text}\n").data
+    assert data == {"price": value} and type(data["price"]) is type(value)
+
+
+def test_exponent_lookalikes_stay_strings() -> None:
+    assert load_document("a: [e7, 1e, 1.2.3e4, '1e7']\n").data == {
+        "a": ["e7", "1e", "1.2.3e4", "1e7"]
+    }

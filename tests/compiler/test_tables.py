@@ -157,3 +157,20 @@ def test_repo_table_has_what_the_issue_asks_for() -> None:
     ab = [m.normalized_weight for m in table.collections["ab-test"].members]
     assert ab == [0.7, 0.3]
     assert table.users["john-dev"].organizations == ("acme-corp",)
+
+
+def test_normalized_weights_are_exact_sums() -> None:
+    # ten weights of 0.1: sum() gives 0.9999999999999999 on Python 3.11 and 1.0 on 3.12+ (and so
+    # different bytes); fsum gives 1.0 everywhere
+    members = "".join(f"      - {{model: echo/e{i}, weight: 0.1}}\n" for i in range(10))
+    models = "".join(f"  echo/e{i}: {{}}\n" for i in range(10))
+    text = (
+        "version: 1\nproviders:\n  echo: {api: echo}\nmodels:\n"
+        + models
+        + "connections:\n  - {id: p, owner: platform, provider: echo, models: ["
+        + ", ".join(f"echo/e{i}" for i in range(10))
+        + "]}\ncollections:\n  ten:\n    scope: system\n    strategy: weighted\n    members:\n"
+        + members
+    )
+    table = build_table(text=text)
+    assert {m.normalized_weight for m in table.collections["ten"].members} == {0.1}

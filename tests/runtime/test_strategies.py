@@ -76,6 +76,7 @@ def test_round_robin_fallback_order_follows_the_cycle() -> None:
         ((0.7, 0.3, None), 10, {"m1": 7, "m2": 3}),
         ((0.5, 0.3, 0.2), 10, {"m1": 5, "m2": 3, "m3": 2}),
         ((1.0, 0.001, None), 1001, {"m1": 1000, "m2": 1}),
+        ((0.0015, 0.0025, None), 8, {"m1": 3, "m2": 5}),  # finer than thousandths: 0.375/0.625
     ],
 )
 def test_weighted_split_is_exact_in_every_window(
@@ -146,6 +147,20 @@ def test_least_used_ties_by_trust_then_cost() -> None:
     # m2 trust 60 > m1 50 > m3 40
     w = World(collection("lu", "least_used", ABC))
     assert short(w.picks("collection/lu", 3)) == ["m2", "m1", "m3"]
+
+
+def test_least_used_trust_outranks_any_price() -> None:
+    # a very expensive model with higher trust still wins the tie (cost only breaks equal trust)
+    pricey = (
+        "  fake/gold: {context_window: 1000, trust_level: 90, pricing: {input_per_mtok: 2e12}}\n"
+    )
+    conn = (
+        "  - {id: platform-gold, owner: platform, provider: fake, models: [fake/gold],"
+        " credentials: {api_key_env: PLATFORM_KEY}}\n"
+    )
+    members = "[{model: fake/m3}, {model: fake/gold}]"
+    w = World(collection("lu", "least_used", members), models=pricey, connections=conn)
+    assert w.pick("collection/lu") == "fake/gold"
 
 
 def test_least_used_late_joiner_starts_at_the_lowest_peer_count() -> None:

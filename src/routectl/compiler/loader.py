@@ -26,6 +26,14 @@ _IMPLICIT: dict[str, tuple[tuple[str, Any], ...]] = {
     if first is not None
 }
 assert None not in yaml.SafeLoader.yaml_implicit_resolvers
+# YAML 1.1 (pyyaml) reads `1e-7` and `1.5e7` as strings: its floats need a dot and a signed
+# exponent. People (and YAML 1.2, JSON) write prices that way, so those are numbers here too.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+for _first in "-+.0123456789":
+    _IMPLICIT[_first] = (
+        *_IMPLICIT.get(_first, ()),
+        ("tag:yaml.org,2002:float", _EXPONENT_FLOAT),
+    )
 
 
 _ScalarNode = yaml.ScalarNode
@@ -159,7 +167,7 @@ _NULL = "tag:yaml.org,2002:null"
 _BOOL_VALUES: dict[str, bool] = dict(yaml.constructor.SafeConstructor.bool_values)
 # the spellings where int()/float() agree with pyyaml's constructors (no 0x, 0o, "_", ":", .inf)
 _DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
-_DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?")
 _NO_KEY: Any = object()  # a mapping waiting for its next key
 
 

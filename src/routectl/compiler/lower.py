@@ -7,6 +7,8 @@ weights, per-model connection order, the alias map, key digests.
 
 from __future__ import annotations
 
+import math
+
 from routectl import table as t
 from routectl.compiler import model as m
 from routectl.compiler.validate import split_member_model
@@ -140,7 +142,8 @@ def _model_connections(
 
 
 def _collection(name: str, c: m.Collection, defaults: t.Defaults) -> t.Collection:
-    active_total = sum(mem.weight for mem in c.members if mem.active)
+    # fsum: exact, so the same weights give the same bytes on every Python (3.12 changed sum())
+    active_total = math.fsum(mem.weight for mem in c.members if mem.active)
     members = []
     for index, mem in enumerate(c.members):
         handle, model_id = split_member_model(mem.model)

@@ -74,6 +74,8 @@ Digest = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_PATTERN, max_length=200)]
 Url = Annotated[str, StringConstraints(pattern=URL_PATTERN, max_length=2000)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# absent: the handle or name; written: some text (an empty string would silently mean the default)
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Priority = Annotated[int, Field(ge=0, le=100)]
 HttpStatus = Annotated[int, Field(ge=400, le=599)]
 FallbackCondition = HttpStatus | Literal["timeout", "connect_error"]
@@ -133,14 +135,14 @@ class Defaults(_Strict):
 class Organization(_NoNulls):
     """An organization: a handle whose members share its connections and collections."""
 
-    display_name: str | None = None
+    display_name: DisplayName | None = None
     members: list[Name] = Field(default_factory=list)
 
 
 class User(_NoNulls):
     """A user: a handle and the SHA-256 digests of its bearer keys."""
 
-    display_name: str | None = None
+    display_name: DisplayName | None = None
     api_keys: list[Digest] = Field(default_factory=list)
 
 
@@ -203,7 +205,7 @@ class Member(_Strict):
 class Collection(_NoNulls):
     """A named group of models with a routing strategy."""
 
-    display_name: str | None = None
+    display_name: DisplayName | None = None
     description: str = ""
     scope: Literal["system", "organization", "user"]
     owner: Name | None = None

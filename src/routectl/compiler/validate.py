@@ -80,7 +80,7 @@ def check_meaning(doc: Document) -> list[Diagnostic]:
         serving={},
     )
     out: list[Diagnostic] = []
-    if _has_bad_number(data):  # a quick scan first: paths are built only when one is found
+    if _has_bad_value(data):  # a quick scan first: paths are built only when one is found
         out += _check_numbers(doc, data, ())
     out += _check_handles(doc, index)
     out += _check_reserved_names(doc, index, _dict(data.get("collections")))
@@ -94,7 +94,7 @@ def check_meaning(doc: Document) -> list[Diagnostic]:
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def _has_bad_number(data: Any) -> bool:
+def _has_bad_value(data: Any) -> bool:
     stack = [data]
     lo, hi = _INT64
     while stack:
@@ -104,6 +104,9 @@ def _has_bad_number(data: Any) -> bool:
             stack.extend(value.values())
         elif kind is list:
             stack.extend(value)
+        elif kind is str:
+            if "\x00" in value:
+                return True
         elif kind is float:
             if not math.isfinite(value):
                 return True
@@ -113,9 +116,16 @@ def _has_bad_number(data: Any) -> bool:
 
 
 def _check_numbers(doc: Document, value: Any, path: PathKey) -> list[Diagnostic]:
-    """Every number must survive the table's JSON and PostgreSQL: finite, integers in 64 bits."""
+    """Every value must survive the table's JSON and PostgreSQL: finite numbers, integers in 64
+    bits, text without NUL characters."""
     if isinstance(value, dict):
         return [d for k, v in value.items() for d in _check_numbers(doc, v, (*path, k))]
+    if isinstance(value, str) and "\x00" in value:
+        return [
+            doc.diagnostic(
+                path, "must not contain a NUL character (\\0): PostgreSQL text cannot hold it"
+            )
+        ]
     if isinstance(value, list):
         return [d for i, v in enumerate(value) for d in _check_numbers(doc, v, (*path, i))]
     if isinstance(value, float) and not math.isfinite(value):

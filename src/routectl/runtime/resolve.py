@@ -73,7 +73,7 @@ class RouteMember:
     model_id: str
     handle: str | None
     weight: float
-    int_weight: int  # weight * 1000, so smooth WRR splits exactly with integers
+    int_weight: int  # weight * 1,000,000: smooth WRR splits exactly with integers
     priority: int
     active: bool
     declared_index: int
@@ -82,7 +82,9 @@ class RouteMember:
     cost: float
     trust_level: int
     capabilities: frozenset[str]
-    tie: float  # least_used tie-break as one number: higher trust, then lower cost, first
+    tie: tuple[
+        int, float
+    ]  # least_used tie-break: higher trust, then lower cost (then member order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,11 @@ class Route:
     timeout_ms: int
     collection: Collection | None = None
     positions: Mapping[str, int] = field(default_factory=dict)  # member key -> position
+
+
+# Weights are written with up to 6 decimals in practice; smooth WRR's sequence does not change
+# when every weight is scaled by the same factor, so 0.7/0.3 still splits 7/3 in every 10.
+_WEIGHT_SCALE = 1_000_000
 
 
 def _member(
@@ -119,7 +126,7 @@ def _member(
         model_id=model_id,
         handle=handle,
         weight=weight,
-        int_weight=max(1, round(weight * 1000)),
+        int_weight=max(1, round(weight * _WEIGHT_SCALE)),
         priority=priority,
         active=active,
         declared_index=declared_index,
@@ -128,7 +135,7 @@ def _member(
         cost=info.cost if info else 0.0,
         trust_level=info.trust_level if info else 0,
         capabilities=frozenset(info.capabilities) if info else frozenset(),
-        tie=(1000 - (info.trust_level if info else 0)) * 1e9 + (info.cost if info else 0.0),
+        tie=(-(info.trust_level if info else 0), info.cost if info else 0.0),
     )
 
 
