@@ -543,6 +543,23 @@ def test_credentials_rule_applies_to_anthropic_connections() -> None:
     }
 
 
+def test_an_anthropic_provider_without_base_url_uses_the_official_api() -> None:
+    text = """
+version: 1
+providers:
+  anthropic: {api: anthropic}
+models:
+  anthropic/claude-x: {}
+connections:
+  - {id: p, owner: platform, provider: anthropic, models: [anthropic/claude-x],
+     credentials: {api_key_env: ANTHROPIC_TEST_KEY}}
+"""
+    table = build_table(text=text)
+    assert table.connections["p"].base_url is None
+    url, headers = endpoint(table.connections["p"].base_url, "k")
+    assert url == "https://api.anthropic.com/v1/messages" and headers["x-api-key"] == "k"
+
+
 # ================================================================ end to end
 
 

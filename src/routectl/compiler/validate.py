@@ -374,7 +374,13 @@ def _check_connections(doc: Document, ix: _Index, connections: list[Any]) -> lis
                         "{api_key_env: NAME_OF_THE_ENV_VAR_HOLDING_THE_KEY}",
                     )
                 )
-            if conn.get("base_url") is None and provider.get("base_url") is None:
+            # anthropic defaults to the official API (https://api.anthropic.com/v1); an
+            # "openai" provider is any compatible server, so it must say which
+            if (
+                conn.get("base_url") is None
+                and provider.get("base_url") is None
+                and provider.get("api") != "anthropic"
+            ):
                 out.append(
                     doc.diagnostic(
                         base,
