@@ -258,3 +258,15 @@ async def test_route_explain_endpoint_errors(served: tuple[RoutingTable, str]) -
             await client.post("/route/explain", body={"model": "x"}, cast_to=dict[str, Any])
     assert caught.value.status_code == 401
     assert caught.value.code == "invalid_api_key"
+
+
+def test_text_says_a_members_probability_once() -> None:
+    # bob reaches echo/echo-1 and openai/gpt-b each through two connections (team, then platform)
+    table = build(variant(("collections:\n", "collections:" + LUCKY)))
+    text = render_explanation(_explain(table, "bob", "collection/lucky"))
+    attempts = [line.split()[1:] for line in text.splitlines() if line[:4].strip()[:1].isdigit()]
+    by_member: dict[str, list[bool]] = {}
+    for words in attempts:
+        by_member.setdefault(words[0], []).append("probability" in " ".join(words))
+    assert any(len(flags) == 2 for flags in by_member.values())  # a member with two attempts
+    assert all(flags[0] and not any(flags[1:]) for flags in by_member.values())

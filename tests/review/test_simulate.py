@@ -14,7 +14,7 @@ from routectl.review.simulate import Simulation, simulate
 from routectl.runtime.resolve import index_of, resolve
 from routectl.table import RoutingTable
 
-from .conftest import BASE_YAML
+from .conftest import BASE_YAML, build, variant
 
 
 def _run(table: RoutingTable, collection: str, n: int, **kw: Any) -> Simulation:
@@ -97,3 +97,19 @@ def test_cli_rejects_unknown_fail_model(write_config: Callable[..., Path]) -> No
         ["simulate", "chain", "--as", "ann", "--fail", "openai/gpt-a=2", "--config", str(config)],
     )
     assert result.exit_code == 2
+
+
+def test_a_failure_outside_fallback_on_goes_to_the_client_without_a_fallback() -> None:
+    # split falls back only on 429: a simulated 503 is answered as it came, like the runtime does
+    table = build(
+        variant(
+            (
+                "      min_models_available: 2\n",
+                "      min_models_available: 2\n    fallback_on: [429]\n",
+            )
+        )
+    )
+    sim = _run(table, "split", 1000, fail={"echo/echo-1": 1.0})
+    assert sim.fallbacks == 0 and sim.upstream_errors == 0
+    assert sim.passed_through == sim.members["echo/echo-1"].first_choice > 0
+    assert sim.served == 1000 - sim.passed_through

@@ -37,9 +37,15 @@ def render_explanation(data: dict[str, Any]) -> str:
         )
     if data["candidates"]:
         lines += ["", "candidates, in the order they are tried:"]
+        seen: set[str] = set()
         for c in data["candidates"]:
+            # the member's chance of being the first choice: said once, on its first attempt
+            first_of_member = c["member"] not in seen
+            seen.add(c["member"])
             odds = (
-                f", probability {percent(c['probability'])}" if c["probability"] is not None else ""
+                f", probability {percent(c['probability'])}"
+                if c["probability"] is not None and first_of_member
+                else ""
             )
             via = (
                 f" as {c['upstream_model']}"

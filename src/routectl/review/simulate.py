@@ -48,7 +48,8 @@ class Simulation:
     served: int = 0
     fallbacks: int = 0
     no_model: int = 0  # 503 collection_no_models / model_unavailable
-    upstream_errors: int = 0  # every attempt failed (502), or a failure not in fallback_on
+    upstream_errors: int = 0  # every attempt failed (502)
+    passed_through: int = 0  # a failure not in fallback_on: the upstream's 503 goes to the client
     cooldowns: int = 0  # cooldowns opened by allowed_fails
     unavailable_at_start: list[str] = field(default_factory=list)  # the first plan's exclusions
 
@@ -101,7 +102,7 @@ def simulate(
             if state.record_failure(cand.connection_id, cand.model_id, now) is not None:
                 result.cooldowns += 1
             if _FAILURE not in route.fallback_on:
-                result.upstream_errors += 1
+                result.passed_through += 1  # as the runtime: answered as it came, no fallback
                 break
         else:
             result.upstream_errors += 1
@@ -142,6 +143,13 @@ def render_simulation(sim: Simulation) -> str:
         f"| no model available (503) | {sim.no_model} | {_pct(sim.no_model, sim.requests)} |",
         f"| every attempt failed (502) | {sim.upstream_errors} | "
         f"{_pct(sim.upstream_errors, sim.requests)} |",
+    ]
+    if sim.passed_through:
+        lines.append(
+            f"| upstream {_FAILURE} passed to the client ({_FAILURE} not in fallback_on) | "
+            f"{sim.passed_through} | {_pct(sim.passed_through, sim.requests)} |"
+        )
+    lines += [
         "",
         f"Cooldowns opened (allowed_fails reached): {sim.cooldowns}",
         "",
@@ -156,7 +164,7 @@ def render_simulation(sim: Simulation) -> str:
         share = s.served / sim.requests if sim.requests else 0.0
         lines.append(f"{s.member:<{width}}  {_bar(share)} {_pct(s.served, sim.requests):>6}")
     if sim.no_model or sim.upstream_errors:
-        failed = sim.no_model + sim.upstream_errors
+        failed = sim.no_model + sim.upstream_errors + sim.passed_through
         label = "(errors)"
         share = failed / sim.requests
         lines.append(f"{label:<{width}}  {_bar(share)} {_pct(failed, sim.requests):>6}")
