@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,3 +99,42 @@ def test_a_sighup_while_workers_start_reloads_instead_of_killing(tmp_path: Path)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
         log_file.close()
+
+
+def test_metrics_count_every_workers_requests(tmp_path: Path) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("routectl-metrics-*"))
+    raw, _ = dump_table(make_table(collections=LU))
+    path = tmp_path / "routing_table.json"
+    path.write_bytes(raw)
+    port = free_port()
+    log_file = (tmp_path / "serve.log").open("wb")
+    argv = [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file)
+    try:
+        wait_ready(port, proc)
+        for _ in range(50):  # both workers bound
+            if listening_sockets(port) == 2:
+                break
+            time.sleep(0.1)
+        body = {"model": "collection/lu", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(20):  # a new connection each time: the kernel spreads them over both
+            assert request(port, "POST", "/v1/chat/completions", body)[0] == 200
+        time.sleep(1.5)  # each worker publishes its snapshot every second
+        counts = set()
+        for _ in range(8):  # each scrape reaches one worker or the other: all answer the sum
+            status, _, text = request(port, "GET", "/metrics")
+            assert status == 200
+            chat_lines = [
+                line
+                for line in text.decode().splitlines()
+                if line.startswith("routectl_requests_total{")
+                and 'route="/v1/chat/completions"' in line
+            ]
+            counts.add(sum(float(line.rsplit(" ", 1)[1]) for line in chat_lines))
+        assert counts == {20.0}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+        log_file.close()
+    assert set(Path(tempfile.gettempdir()).glob("routectl-metrics-*")) <= before  # removed

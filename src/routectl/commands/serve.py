@@ -6,8 +6,10 @@ import contextlib
 import gc
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +43,7 @@ async def _serve(
     port: int,
     max_body_bytes: int,
     reuse_port: bool,
+    shared_metrics: tuple[Path, int] | None = None,
 ) -> None:
     from aiohttp import web
 
@@ -70,6 +73,12 @@ async def _serve(
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    share = None
+    if shared_metrics is not None:  # --workers N: every worker answers /metrics for all of them
+        from routectl.runtime.metrics_share import SharedMetrics
+
+        share = SharedMetrics(runtime.metrics, *shared_metrics)
+        share.start(loop)
     loop.add_signal_handler(signal.SIGHUP, runtime.reload_from_file)
     if _early_hup.is_set():  # a reload asked for while this worker was starting
         _early_hup.clear()
@@ -87,6 +96,8 @@ async def _serve(
     try:
         await stop.wait()
     finally:
+        if share is not None:
+            share.stop()
         await runner.cleanup()
 
 
@@ -97,8 +108,9 @@ def _run_worker(
     port: int,
     max_body_bytes: int,
     reuse_port: bool,
+    shared_metrics: tuple[Path, int] | None = None,
 ) -> None:
-    serving = _serve(table, table_path, host, port, max_body_bytes, reuse_port)
+    serving = _serve(table, table_path, host, port, max_body_bytes, reuse_port, shared_metrics)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional
@@ -118,12 +130,14 @@ def _run_workers(
     gc.collect()
     gc.freeze()
     children: list[int] = []
-    for _ in range(n):
+    metrics_dir = Path(tempfile.mkdtemp(prefix="routectl-metrics-"))
+    for worker in range(n):
         pid = os.fork()
         if pid == 0:  # child
             code = 0
             try:
-                _run_worker(table, table_path, host, port, max_body_bytes, True)
+                shared = (metrics_dir, worker)
+                _run_worker(table, table_path, host, port, max_body_bytes, True, shared)
             except BaseException:  # a worker must exit, never return into the parent's code
                 logging.getLogger("routectl.runtime").exception("worker failed")
                 code = 1
@@ -149,6 +163,7 @@ def _run_workers(
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
         status = status or (1 if os.waitstatus_to_exitcode(code) not in (0, -signal.SIGTERM) else 0)
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return status
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.metrics_core import (
@@ -91,6 +91,8 @@ class Metrics:
         # (model, connection) -> latency histogram child
         self.latency: dict[tuple[str, str], _Latency] = {}
         self.registry.register(_HotCollector(self))
+        # set by metrics_share.SharedMetrics under `serve --workers N`: the whole server's answer
+        self.exporter: Callable[[], bytes] | None = None
         self.fallbacks = Counter(
             "routectl_fallbacks",
             "Attempts that fell back to the next candidate, by failed model and reason",
@@ -137,5 +139,7 @@ class Metrics:
         child.total += seconds
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of this registry."""
+        """The Prometheus text exposition of this registry (of every worker, when shared)."""
+        if self.exporter is not None:
+            return self.exporter()
         return generate_latest(self.registry)
