@@ -82,3 +82,13 @@ def test_unreadable_file_is_a_diagnostic(tmp_path: Path) -> None:
 def test_empty_file_needs_a_version() -> None:
     [d] = validate_config(text="")
     assert d.message == "must be a mapping, got nothing (null)"
+
+
+def test_a_key_in_a_base_url_is_not_echoed() -> None:
+    base = (FIXTURES / "valid" / "minimal_base.yaml").read_text()
+    old = 'base_url: "https://api.openai.com/v1"'
+    assert old in base
+    for url in ("https://user:sk-proj-Abc123@api.example/v1", "ftp://x/?key=sk-proj-Abc123"):
+        diagnostics = validate_config(text=base.replace(old, f'base_url: "{url}"'))
+        assert diagnostics and all(d.path.endswith("base_url") for d in diagnostics)
+        assert not any("sk-proj" in d.format() for d in diagnostics)
