@@ -7,15 +7,14 @@ here: normalized weights, member order, per-model connection lists, the alias ma
 
 from __future__ import annotations
 
-import gc
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+
+from routectl.gcpause import gc_paused
 
 __all__ = [
     "TABLE_FORMAT",
@@ -457,7 +456,7 @@ def dump_table(table: RoutingTable) -> tuple[bytes, str]:
 
 def load_table_bytes(raw: bytes) -> RoutingTable:
     """Parse table bytes, verify the recorded sha256 against the content, and build the table."""
-    with _collector_paused():
+    with gc_paused():
         return _verified(_parsed(raw))
 
 
@@ -486,26 +485,13 @@ def _verified(data: dict[str, Any]) -> RoutingTable:
     return _table_from_dict(data, recorded, consume=True)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    # a large table is a million new containers: the cyclic collector would walk the growing
-    # heap again and again while nothing can be garbage yet (about a fifth of the load time)
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def load_table(path: str | Path) -> RoutingTable:
     """Load and verify generated/routing_table.json."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise TableError(f"cannot read routing table {path}: {exc.strerror}") from exc
-    with _collector_paused():
+    with gc_paused():
         data = _parsed(raw)
         del raw  # the file's bytes are not needed once parsed: lower the load's peak memory
         return _verified(data)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pydantic
 
-from routectl.compiler.gcpause import gc_paused
 from routectl.compiler.loader import Document, load_document
 from routectl.compiler.lower import lower
 from routectl.compiler.model import RoutingConfig
 from routectl.compiler.validate import check_meaning
 from routectl.errors import ConfigError, Diagnostic
+from routectl.gcpause import gc_paused
 from routectl.table import RoutingTable, dump_table
 
 __all__ = ["analyze", "build_table", "read_source", "validate_config"]

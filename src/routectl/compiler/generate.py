@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from routectl.compiler import sql
-from routectl.compiler.gcpause import gc_paused
+from routectl.gcpause import gc_paused
 from routectl.table import RoutingTable, TableError, dump_table, load_table_bytes
 
 __all__ = [
