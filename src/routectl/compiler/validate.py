@@ -18,11 +18,10 @@ from routectl.errors import Diagnostic
 
 __all__ = ["RESERVED_HANDLES", "RESERVED_NAMES", "check_meaning", "split_member_model"]
 
-# `collection` and `auto` prefix names the runtime resolves; `platform` is the owner of shared
-# connections. A handle named like one of them would make names ambiguous.
-RESERVED_HANDLES = frozenset({"collection", "auto", "platform"})
-# Provider and collection names: `collection/NAME` and `auto(x)` are resolved before them.
+# `collection/NAME` and `auto(x)` are resolved before any provider, collection or handle name;
+# a handle may not be `platform` either, the owner of shared connections.
 RESERVED_NAMES = frozenset({"collection", "auto"})
+RESERVED_HANDLES = RESERVED_NAMES | {"platform"}
 
 
 def split_member_model(text: str) -> tuple[str | None, str]:
@@ -67,21 +66,34 @@ class _Index:
     models: dict[str, Any]
     # model id -> owners of connections serving it
     serving: dict[str, set[str]]
+    # user handle -> the organizations listing it as a member
+    orgs_of: dict[str, set[str]]
+
+
+def _memberships(orgs: dict[str, Any]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for handle, org in orgs.items():
+        for member in _list(_dict(org).get("members")):
+            if isinstance(member, str):
+                out.setdefault(member, set()).add(handle)
+    return out
 
 
 def check_meaning(doc: Document) -> list[Diagnostic]:
     """Every meaning error of the document, as diagnostics."""
     data = _dict(doc.data)
+    orgs = _dict(data.get("organizations"))
     index = _Index(
         users=_dict(data.get("users")),
-        orgs=_dict(data.get("organizations")),
+        orgs=orgs,
         providers=_dict(data.get("providers")),
         models=_dict(data.get("models")),
         serving={},
+        orgs_of=_memberships(orgs),
     )
     out: list[Diagnostic] = []
     if _has_bad_value(data):  # a quick scan first: paths are built only when one is found
-        out += _check_numbers(doc, data, ())
+        out += _check_values(doc, data, ())
     out += _check_handles(doc, index)
     out += _check_reserved_names(doc, index, _dict(data.get("collections")))
     out += _check_base_urls(doc, index, _list(data.get("connections")))
@@ -94,9 +106,22 @@ def check_meaning(doc: Document) -> list[Diagnostic]:
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+def _leaf_problem(value: Any) -> str | None:
+    """Why one value cannot survive the table's JSON and PostgreSQL, or None."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            return "must not contain a NUL character (\\0): PostgreSQL text cannot hold it"
+    elif kind is float:
+        if not math.isfinite(value):
+            return f"must be a finite number; got {value}"
+    elif kind is int and not _INT64[0] <= value <= _INT64[1]:
+        return "integer out of range: it must fit in 64 bits"
+    return None
+
+
 def _has_bad_value(data: Any) -> bool:
     stack = [data]
-    lo, hi = _INT64
     while stack:
         value = stack.pop()
         kind = type(value)
@@ -104,39 +129,19 @@ def _has_bad_value(data: Any) -> bool:
             stack.extend(value.values())
         elif kind is list:
             stack.extend(value)
-        elif kind is str:
-            if "\x00" in value:
-                return True
-        elif kind is float:
-            if not math.isfinite(value):
-                return True
-        elif kind is int and not lo <= value <= hi:
+        elif _leaf_problem(value) is not None:
             return True
     return False
 
 
-def _check_numbers(doc: Document, value: Any, path: PathKey) -> list[Diagnostic]:
-    """Every value must survive the table's JSON and PostgreSQL: finite numbers, integers in 64
-    bits, text without NUL characters."""
+def _check_values(doc: Document, value: Any, path: PathKey) -> list[Diagnostic]:
+    """Every value that cannot survive the table's JSON and PostgreSQL (see _leaf_problem)."""
     if isinstance(value, dict):
-        return [d for k, v in value.items() for d in _check_numbers(doc, v, (*path, k))]
-    if isinstance(value, str) and "\x00" in value:
-        return [
-            doc.diagnostic(
-                path, "must not contain a NUL character (\\0): PostgreSQL text cannot hold it"
-            )
-        ]
+        return [d for k, v in value.items() for d in _check_values(doc, v, (*path, k))]
     if isinstance(value, list):
-        return [d for i, v in enumerate(value) for d in _check_numbers(doc, v, (*path, i))]
-    if isinstance(value, float) and not math.isfinite(value):
-        return [doc.diagnostic(path, f"must be a finite number; got {value}")]
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and not _INT64[0] <= value <= _INT64[1]
-    ):
-        return [doc.diagnostic(path, "integer out of range: it must fit in 64 bits")]
-    return []
+        return [d for i, v in enumerate(value) for d in _check_values(doc, v, (*path, i))]
+    problem = _leaf_problem(value)
+    return [] if problem is None else [doc.diagnostic(path, problem)]
 
 
 def _check_base_urls(doc: Document, ix: _Index, connections: list[Any]) -> list[Diagnostic]:
@@ -507,7 +512,7 @@ def _check_members(
     allowed_pins: set[str] | None = None
     usable_owners: set[str] | None = None
     if scope == "user" and owner in ix.users:
-        allowed_pins = {owner} | _orgs_of(ix, owner)
+        allowed_pins = {owner} | ix.orgs_of.get(owner, set())
         usable_owners = allowed_pins | {"platform"}
     elif scope == "organization" and owner in ix.orgs:
         allowed_pins = {owner}
@@ -518,7 +523,7 @@ def _check_members(
         }
         usable_owners = {owner, "platform"} | members_of_org
         for member in members_of_org:
-            usable_owners |= _orgs_of(ix, member)
+            usable_owners |= ix.orgs_of.get(member, set())
     elif scope == "system":
         # every user calls it: an organization's pin serves its members (the others skip that
         # member); a user's pin would serve one caller and be "no connection" for all the rest
@@ -586,10 +591,6 @@ def _check_members(
                 )
             )
     return out
-
-
-def _orgs_of(ix: _Index, user: str) -> set[str]:
-    return {h for h, o in ix.orgs.items() if user in _list(_dict(o).get("members"))}
 
 
 def _a(word: str) -> str:
