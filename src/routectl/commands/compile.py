@@ -104,7 +104,8 @@ def check_cmd(config: Path, out_dir: Path) -> None:
         return
     plan = plan_outputs(table, out_dir)
     problems = [f"{reason}: {out_dir / rel}" for rel, reason in stale_files(plan, out_dir)]
-    problems += [f"migrations: {p}" for p in sql.verify_migrations(plan.existing_migrations, table)]
+    chain_problems = sql.verify_migrations(plan.existing_migrations, table, plan.chain)
+    problems += [f"migrations: {p}" for p in chain_problems]
     if problems:
         for line in problems:
             click.echo(line, err=True)

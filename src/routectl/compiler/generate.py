@@ -31,10 +31,14 @@ class Plan:
     table: RoutingTable
     files: dict[str, bytes]
     existing_migrations: dict[str, bytes]
+    chain: sql.MigrationChain
     warnings: list[str] = field(default_factory=list)
-    # the migrations already there are broken (edited, renumbered, unlinked): compile must not
-    # add to a chain it cannot trust, so it writes nothing and says what to restore
-    errors: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        """The migrations already there are broken (edited, renumbered, unlinked): compile must
+        not add to a chain it cannot trust, so it writes nothing and says what to restore."""
+        return self.chain.problems
 
 
 def read_existing_migrations(out_dir: Path) -> dict[str, bytes]:
@@ -66,9 +70,10 @@ def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
     with gc_paused():
         previous = _previous_table(out_dir, warnings)
         existing = read_existing_migrations(out_dir)
+        chain = sql.read_chain(existing)
         table_bytes, _ = dump_table(table)
         files = {TABLE_FILE: table_bytes}
-        for rel, content in sql.sql_outputs(previous, table, existing).items():
+        for rel, content in sql.sql_outputs(previous, table, existing, chain).items():
             files[rel] = content
     for rel in files:
         if rel.endswith("_resync.sql") and rel not in existing:
@@ -81,8 +86,8 @@ def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
         table=table,
         files=dict(sorted(files.items())),
         existing_migrations=existing,
+        chain=chain,
         warnings=warnings,
-        errors=sql.chain_problems(existing),
     )
 
 

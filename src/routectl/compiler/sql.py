@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from routectl.compiler.db.chain import MigrationFile, parse_chain
@@ -11,7 +12,7 @@ from routectl.compiler.db.rows import table_rows
 from routectl.compiler.db.slug import slug_for
 from routectl.table import RoutingTable, dump_table
 
-__all__ = ["chain_problems", "sql_outputs", "verify_migrations"]
+__all__ = ["MigrationChain", "read_chain", "sql_outputs", "verify_migrations"]
 
 SEED = "seed.sql"
 MIGRATIONS = "migrations"
@@ -79,22 +80,25 @@ def _next_migration(
 
 
 def sql_outputs(
-    previous: RoutingTable | None, new: RoutingTable, existing: dict[str, bytes]
+    previous: RoutingTable | None,
+    new: RoutingTable,
+    existing: dict[str, bytes],
+    chain: MigrationChain | None = None,
 ) -> dict[str, bytes]:
     """Files (paths relative to generated/) that compile writes for the database.
 
     `previous` is the table currently in generated/ (None when there is none), `existing` the
-    current files under generated/migrations/ keyed by relative path. Returns seed.sql and,
-    when the table changed, the one new migration file.
+    current files under generated/migrations/ keyed by relative path (`chain`: the same, already
+    read). Returns seed.sql and, when the table changed, the one new migration file.
     """
     new_hash = _hash(new)
-    chain, _ = parse_chain(_migration_files(existing))
+    migrations = (chain or read_chain(existing)).files
     out: dict[str, bytes] = {}
     # the relational projection of `new`, with every row's SQL text: built once, shared by the
     # diff, the migration and the seed
     new_rows = table_rows(new)
-    migration = _next_migration(previous, new_rows, new_hash, chain)
-    number = chain[-1].number if chain else None
+    migration = _next_migration(previous, new_rows, new_hash, migrations)
+    number = migrations[-1].number if migrations else None
     if migration is not None:
         path, text = migration
         out[path] = text.encode()
@@ -103,9 +107,17 @@ def sql_outputs(
     return out
 
 
-def chain_problems(existing: dict[str, bytes]) -> list[str]:
-    """What is wrong with the migrations already in generated/migrations/, whatever the table:
-    files that are not migrations, edited files, gaps, and links that do not join."""
+@dataclass(frozen=True)
+class MigrationChain:
+    """The migrations of generated/migrations/, read once: headers parsed, digests checked."""
+
+    files: list[MigrationFile]  # the parseable ones, in order
+    # what is wrong whatever the table: not migrations, edited files, gaps, links that do not join
+    problems: list[str]
+
+
+def read_chain(existing: dict[str, bytes]) -> MigrationChain:
+    """Parse and check the migration files (keyed by path relative to generated/)."""
     chain, problems = parse_chain(_migration_files(existing))
     for index, m in enumerate(chain, start=1):
         where = m.path
@@ -123,19 +135,22 @@ def chain_problems(existing: dict[str, bytes]) -> list[str]:
                 f"{where}: starts from table {m.from_hash or 'empty'}, but the previous "
                 f"migration ends at {chain[index - 2].to_hash}"
             )
-    return problems
+    return MigrationChain(chain, problems)
 
 
-def verify_migrations(existing: dict[str, bytes], table: RoutingTable) -> list[str]:
+def verify_migrations(
+    existing: dict[str, bytes], table: RoutingTable, chain: MigrationChain | None = None
+) -> list[str]:
     """Problems with the migration chain in generated/migrations/ (empty when it is sound)."""
-    chain, _ = parse_chain(_migration_files(existing))
-    problems = chain_problems(existing)
-    if not chain:  # (when every file had a problem, those problems say it)
+    chain = chain or read_chain(existing)
+    problems = list(chain.problems)
+    if not chain.files:  # (when every file had a problem, those problems say it)
         return problems or ["migrations/ holds no migrations; run `routectl compile`"]
+    last = chain.files[-1]
     expected_hash = _hash(table)
-    if chain[-1].to_hash != expected_hash:
+    if last.to_hash != expected_hash:
         problems.append(
-            f"{chain[-1].path}: the chain ends at table {chain[-1].to_hash}, "
+            f"{last.path}: the chain ends at table {last.to_hash}, "
             f"but routing.yaml compiles to {expected_hash}; run `routectl compile`"
         )
     return problems
