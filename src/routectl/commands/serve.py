@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,7 +82,7 @@ async def _serve(
         share.start(loop)
     loop.add_signal_handler(signal.SIGHUP, runtime.reload_from_file)
     if _early_hup.is_set():  # a reload asked for while this worker was starting
-        _early_hup.clear()
+        _early_hup.clear()  # (the loop owns SIGHUP now: the Python handler cannot run meanwhile)
         runtime.reload_from_file()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -167,28 +168,14 @@ def _run_workers(
     return status
 
 
-class _EarlyHup:
-    """A SIGHUP that arrives before the event loop handles it (while the table is loaded, the
-    workers forked, the app built): remembered, then acted on once serving. With the default
-    action a deploy script's "start, recompile, kill -HUP" would terminate the server instead."""
-
-    def __init__(self) -> None:
-        self._seen = False
-
-    def install(self) -> None:
-        signal.signal(signal.SIGHUP, self._remember)
-
-    def _remember(self, _signum: int, _frame: object) -> None:
-        self._seen = True
-
-    def is_set(self) -> bool:
-        return self._seen
-
-    def clear(self) -> None:
-        self._seen = False
+# A SIGHUP that arrives before a worker's event loop handles it (while the table is loaded, the
+# workers forked, the app built) is remembered and acted on once serving: with the default action
+# a deploy script's "start, recompile, kill -HUP" would terminate the server instead.
+_early_hup = threading.Event()
 
 
-_early_hup = _EarlyHup()
+def _remember_early_hup() -> None:
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: _early_hup.set())
 
 
 def register(group: click.Group) -> None:
@@ -223,7 +210,7 @@ def register(group: click.Group) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it."""
         from routectl.table import TableError, load_table
 
-        _early_hup.install()  # inherited by forked workers until their loop takes SIGHUP over
+        _remember_early_hup()  # inherited by forked workers until their loop takes SIGHUP over
         try:
             table = load_table(table_path)  # fail fast, before binding or forking; loaded once
         except TableError as exc:

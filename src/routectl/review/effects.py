@@ -395,13 +395,21 @@ def _capability_changes(old: RoutingTable, new: RoutingTable) -> list[Capability
     return out
 
 
+def _min_models(c: Collection) -> tuple[int, int] | None:
+    """(active members, metadata.min_models_available), or None without a minimum."""
+    minimum = c.metadata.get("min_models_available")
+    if not isinstance(minimum, int) or isinstance(minimum, bool):
+        return None
+    return sum(1 for m in c.members if m.active), minimum
+
+
 def _min_models_warnings(table: RoutingTable) -> dict[tuple[str, str], Alert]:
     out = {}
     for c in table.collections.values():
-        minimum = c.metadata.get("min_models_available")
-        if not isinstance(minimum, int) or isinstance(minimum, bool):
+        counts = _min_models(c)
+        if counts is None:
             continue
-        active = sum(1 for m in c.members if m.active)
+        active, minimum = counts
         if active < minimum:
             out[("below_min_models", c.name)] = Alert(
                 "below_min_models",
@@ -414,11 +422,8 @@ def _min_models_warnings(table: RoutingTable) -> dict[tuple[str, str], Alert]:
 
 def _shortfall(table: RoutingTable, name: str) -> int:
     """How many active members a collection lacks to reach its min_models_available."""
-    c = table.collections[name]
-    minimum = c.metadata.get("min_models_available")
-    if not isinstance(minimum, int) or isinstance(minimum, bool):
-        return 0
-    return minimum - sum(1 for m in c.members if m.active)
+    counts = _min_models(table.collections[name])
+    return 0 if counts is None else counts[1] - counts[0]
 
 
 def _is_private(table: RoutingTable, cid: str) -> bool:
@@ -493,20 +498,18 @@ def _new_warnings(
 ) -> list[Alert]:
     before = {**_min_models_warnings(old), **_platform_fall_warnings(old)}
     after = {**_min_models_warnings(new), **_platform_fall_warnings(new)}
-    # only what this change introduces; standing warnings are not the PR's doing. A chain that
-    # already fell to platform keys is not new when it merely changes order.
+    # Only what this change introduces; standing warnings are not the PR's doing. A chain that
+    # already fell to platform keys is not new when it merely changes order, a collection below
+    # its minimum only when it falls further, and a user added by the change (every user, when
+    # the base has no config) has no "before" to fall from: their chains are their peers'.
     fresh = [
         w
         for key, w in sorted(after.items())
-        if key not in before
-        or (w.kind == "below_min_models" and _shortfall(new, key[1]) > _shortfall(old, key[1]))
-    ]
-    # a user added by this change (every user, when the base has no config) has no "before" to
-    # fall from: their chains are their peers'
-    fresh = [
-        w
-        for w in fresh
-        if w.kind != "falls_to_platform_keys" or w.subject.split(":", 1)[0] in old.users
+        if (
+            key not in before
+            or (w.kind == "below_min_models" and _shortfall(new, key[1]) > _shortfall(old, key[1]))
+        )
+        and (w.kind != "falls_to_platform_keys" or w.subject.split(":", 1)[0] in old.users)
     ]
     order = {"below_min_models": 0, "capability_lost": 1, "falls_to_platform_keys": 2}
     return sorted(

@@ -82,11 +82,13 @@ class SharedMetrics:
         self.publish()
         self._timer = loop.call_later(self.interval, self._tick, loop)
 
-    def publish(self) -> None:
+    def publish(self, families: list[Metric] | None = None) -> None:
         """Write this worker's samples, atomically (a reader sees the old or the new snapshot)."""
+        if families is None:
+            families = list(self.metrics.registry.collect())
         rows = [
             [family.name, family.type, s.name, s.labels, s.value]
-            for family in self.metrics.registry.collect()
+            for family in families
             for s in family.samples
         ]
         fd, tmp = tempfile.mkstemp(prefix=".worker-", dir=self.folder)
@@ -111,8 +113,8 @@ class SharedMetrics:
 
     def render(self) -> bytes:
         """The Prometheus text of every worker together."""
-        self.publish()
         families = list(self.metrics.registry.collect())
+        self.publish(families)  # the same figures this scrape reports, for the others' scrapes
         by_name = {f.name: f for f in families}
         index: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
         for family in families:

@@ -82,9 +82,8 @@ class RouteMember:
     cost: float
     trust_level: int
     capabilities: frozenset[str]
-    tie: tuple[
-        int, float
-    ]  # least_used tie-break: higher trust, then lower cost (then member order)
+    # least_used tie-break: higher trust, then lower cost (then member order)
+    tie: tuple[int, float]
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ def _usage_of_used(info: dict[str, Any], first: str, used: str) -> dict[str, Any
         *info["_model_alternatives"],
     ]
     at = next((i for i, alt in enumerate(everyone) if alt["model"] == used), None)
-    if at is None:  # not a member of the selection (cannot happen): leave the fields as planned
+    if at is None:  # a member outside the strategy's pool (it lacked a wanted capability)
         return {}
     chosen = everyone.pop(at)
     return {"_usage_at_selection": chosen["usage"], "_model_alternatives": everyone}

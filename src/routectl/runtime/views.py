@@ -92,8 +92,8 @@ def collection_detail(
             {
                 "model": m.model,
                 "model_id": m.model_id,
-                "provider": m.model_id.partition("/")[0],
-                "model_name": m.model_id.partition("/")[2],
+                "provider": m.info.provider if m.info else m.model_id.partition("/")[0],
+                "model_name": m.info.name if m.info else m.model_id.partition("/")[2],
                 "handle": m.handle,
                 "weight": m.weight,
                 "priority": m.priority,
