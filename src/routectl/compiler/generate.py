@@ -75,13 +75,13 @@ def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
         files = {TABLE_FILE: table_bytes}
         for rel, content in sql.sql_outputs(previous, table, existing, chain).items():
             files[rel] = content
-    for rel in files:
-        if rel.endswith("_resync.sql") and rel not in existing:
-            warnings.append(
-                f"{rel} resynchronises the whole state: {out_dir / TABLE_FILE} is missing or "
-                "is not the table the migrations end at, so there is nothing to diff against "
-                "(restore it from version control and compile again for a minimal migration)"
-            )
+    added = [rel for rel in files if rel.startswith("migrations/") and rel not in existing]
+    if added and sql.must_resync(previous, chain.files):
+        warnings.append(
+            f"{added[0]} resynchronises the whole state: {out_dir / TABLE_FILE} is missing or "
+            "is not the table the migrations end at, so there is nothing to diff against "
+            "(restore it from version control and compile again for a minimal migration)"
+        )
     return Plan(
         table=table,
         files=dict(sorted(files.items())),

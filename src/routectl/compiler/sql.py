@@ -12,7 +12,7 @@ from routectl.compiler.db.rows import table_rows
 from routectl.compiler.db.slug import slug_for
 from routectl.table import RoutingTable, dump_table
 
-__all__ = ["MigrationChain", "read_chain", "sql_outputs", "verify_migrations"]
+__all__ = ["MigrationChain", "must_resync", "read_chain", "sql_outputs", "verify_migrations"]
 
 SEED = "seed.sql"
 MIGRATIONS = "migrations"
@@ -34,6 +34,12 @@ def _migration_files(existing: dict[str, bytes]) -> dict[str, bytes]:
     return out
 
 
+def must_resync(previous: RoutingTable | None, chain: list[MigrationFile]) -> bool:
+    """True when the next migration cannot be a difference: the chain ends at a table that is not
+    the one in generated/ (deleted or edited by hand), so it converges to the whole new state."""
+    return bool(chain) and (previous is None or _hash(previous) != chain[-1].to_hash)
+
+
 def _next_migration(
     previous: RoutingTable | None,
     new_rows: Rows,
@@ -52,7 +58,8 @@ def _next_migration(
     if last.to_hash == new_hash:
         return None
     number = max(m.number for m in chain) + 1
-    if previous is not None and _hash(previous) == last.to_hash:
+    if not must_resync(previous, chain):
+        assert previous is not None  # must_resync is True without a previous table
         ops = compare_rows(table_rows(previous), new_rows)
         name = f"{number:04d}_{slug_for(ops)}"
         text = render_migration(
