@@ -417,6 +417,18 @@ def parse_chunks(raw: bytes) -> list[Any]:
     return out
 
 
+def translated_arguments(events: list[bytes]) -> str:
+    """The tool-call arguments text an OpenAI client assembles from a translated stream."""
+    translator = StreamTranslator("claude/sonnet", 1, include_usage=False)
+    chunks = parse_chunks(b"".join(translator.feed(e) for e in events))
+    return "".join(
+        call["function"].get("arguments", "")
+        for c in chunks
+        if c != "[DONE]"
+        for call in c["choices"][0]["delta"].get("tool_calls", [])
+    )
+
+
 def test_stream_translation_event_by_event() -> None:
     tr = StreamTranslator("claude/sonnet", 77, include_usage=True)
     events = stream_events()
@@ -480,25 +492,9 @@ def test_a_streamed_tool_call_without_input_gets_empty_json_arguments() -> None:
         sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}}),
         sse("message_stop", {"type": "message_stop"}),
     ]
-    tr = StreamTranslator("claude/sonnet", 1, include_usage=False)
-    chunks = parse_chunks(b"".join(tr.feed(e) for e in events))
-    arguments = "".join(
-        call["function"].get("arguments", "")
-        for c in chunks
-        if c != "[DONE]"
-        for call in c["choices"][0]["delta"].get("tool_calls", [])
-    )
-    assert json.loads(arguments) == {}  # as the non-streamed answer's "{}"
+    assert json.loads(translated_arguments(events)) == {}  # as the non-streamed answer's "{}"
     # a tool call that did stream its input is not given a second "{}"
-    translator = StreamTranslator("claude/sonnet", 1, include_usage=False)
-    full = parse_chunks(b"".join(translator.feed(e) for e in stream_events()))
-    weather = "".join(
-        call["function"].get("arguments", "")
-        for c in full
-        if c != "[DONE]"
-        for call in c["choices"][0]["delta"].get("tool_calls", [])
-    )
-    assert json.loads(weather) == {"city": "Paris"}
+    assert json.loads(translated_arguments(stream_events())) == {"city": "Paris"}
 
 
 def test_stream_split_anywhere_and_crlf_give_the_same_output() -> None:

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import make_table
@@ -32,26 +34,44 @@ def children_of(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+@contextmanager
+def serving(
+    tmp_path: Path, table: bytes, workers: int = 2
+) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """`routectl serve --workers N` on `table` (process, port, table path); stopped afterwards."""
+    path = tmp_path / "routing_table.json"
+    path.write_bytes(table)
+    port = free_port()
+    argv = [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", str(workers)]
+    with (tmp_path / "serve.log").open("wb") as log_file:
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file)
+        try:
+            yield proc, port, path
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def wait_for_listeners(port: int, n: int) -> None:
+    """wait_ready proves one worker; give the others their moment to bind."""
+    for _ in range(50):
+        if listening_sockets(port) == n:
+            return
+        time.sleep(0.1)
+
+
 def test_two_workers_share_the_port_serve_and_stop_together(tmp_path: Path) -> None:
     raw, sha = dump_table(make_table(collections=LU))
-    path = tmp_path / "routing_table.json"
-    path.write_bytes(raw)
-    port = free_port()
-    log_file = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", "2"],
-        stdout=log_file,
-        stderr=log_file,
-    )
-    try:
+    with serving(tmp_path, raw) as (proc, port, _):
         wait_ready(port, proc)
         workers = children_of(proc.pid)
         assert len(workers) == 2
-        # wait_ready proved one worker; give the other its moment to bind, then count sockets
-        for _ in range(50):
-            if listening_sockets(port) == 2:
-                break
-            time.sleep(0.1)
+        wait_for_listeners(port, 2)
         assert listening_sockets(port) == 2
         body = {"model": "collection/lu", "messages": [{"role": "user", "content": "hi"}]}
         for _ in range(20):  # a new connection each time, so the kernel spreads them
@@ -60,28 +80,16 @@ def test_two_workers_share_the_port_serve_and_stop_together(tmp_path: Path) -> N
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert all(not Path(f"/proc/{w}").exists() for w in workers)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log_file.close()
 
 
 def test_a_sighup_while_workers_start_reloads_instead_of_killing(tmp_path: Path) -> None:
     # a deploy script: start, recompile, `kill -HUP` at once - the workers are forked but do not
     # serve yet (building the app, binding the port); the default action would end them all
-    workers = 2
     raw_a, _ = dump_table(make_table(collections=LU))
     raw_b, sha_b = dump_table(make_table())
-    path = tmp_path / "routing_table.json"
-    path.write_bytes(raw_a)
-    port = free_port()
-    log_file = (tmp_path / "serve.log").open("wb")
-    argv = [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file)
-    try:
+    with serving(tmp_path, raw_a) as (proc, port, path):
         deadline = time.monotonic() + 20
-        while len(children_of(proc.pid)) < workers:  # forked, not yet serving
+        while len(children_of(proc.pid)) < 2:  # forked, not yet serving
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.01)
         path.write_bytes(raw_b)
@@ -94,28 +102,14 @@ def test_a_sighup_while_workers_start_reloads_instead_of_killing(tmp_path: Path)
             time.sleep(0.1)
         assert hashes == {sha_b}
         assert proc.poll() is None
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
-        log_file.close()
 
 
 def test_metrics_count_every_workers_requests(tmp_path: Path) -> None:
     before = set(Path(tempfile.gettempdir()).glob("routectl-metrics-*"))
     raw, _ = dump_table(make_table(collections=LU))
-    path = tmp_path / "routing_table.json"
-    path.write_bytes(raw)
-    port = free_port()
-    log_file = (tmp_path / "serve.log").open("wb")
-    argv = [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file)
-    try:
+    with serving(tmp_path, raw) as (proc, port, _):
         wait_ready(port, proc)
-        for _ in range(50):  # both workers bound
-            if listening_sockets(port) == 2:
-                break
-            time.sleep(0.1)
+        wait_for_listeners(port, 2)
         body = {"model": "collection/lu", "messages": [{"role": "user", "content": "hi"}]}
         for _ in range(20):  # a new connection each time: the kernel spreads them over both
             assert request(port, "POST", "/v1/chat/completions", body)[0] == 200
@@ -132,9 +126,4 @@ def test_metrics_count_every_workers_requests(tmp_path: Path) -> None:
             ]
             counts.add(sum(float(line.rsplit(" ", 1)[1]) for line in chat_lines))
         assert counts == {20.0}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
-        log_file.close()
     assert set(Path(tempfile.gettempdir()).glob("routectl-metrics-*")) <= before  # removed

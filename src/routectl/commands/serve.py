@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,15 +38,20 @@ def _setup_logging() -> None:
     runtime.propagate = False
 
 
-async def _serve(
-    table: RoutingTable,
-    table_path: Path,
-    host: str,
-    port: int,
-    max_body_bytes: int,
-    reuse_port: bool,
-    shared_metrics: tuple[Path, int] | None = None,
-) -> None:
+@dataclass(frozen=True)
+class _Worker:
+    """What one serving process serves, and how."""
+
+    table: RoutingTable
+    table_path: Path
+    host: str
+    port: int
+    max_body_bytes: int
+    reuse_port: bool = False  # --workers N: every worker binds the same port
+    shared_metrics: tuple[Path, int] | None = None  # (folder, worker index) under --workers N
+
+
+async def _serve(w: _Worker) -> None:
     from aiohttp import web
 
     from routectl.runtime.accesslog import AccessLog
@@ -55,7 +61,7 @@ async def _serve(
     # one JSON line per request on stderr, written in batches by the event loop
     access_log = AccessLog(sys.stderr.fileno())
     app = create_app(
-        table, max_body_bytes=max_body_bytes, table_path=table_path, access_log=access_log
+        w.table, max_body_bytes=w.max_body_bytes, table_path=w.table_path, access_log=access_log
     )
     # the table and its index live as long as the process: keep the collector from re-scanning them
     gc.collect()
@@ -68,17 +74,17 @@ async def _serve(
     runtime = app[RUNTIME]
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    site = web.TCPSite(runner, w.host, w.port, reuse_port=w.reuse_port or None, backlog=1024)
     await site.start()
     import asyncio  # here, not at the top: every other command (compile in CI) skips its 40 ms
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     share = None
-    if shared_metrics is not None:  # --workers N: every worker answers /metrics for all of them
+    if w.shared_metrics is not None:  # --workers N: every worker answers /metrics for them all
         from routectl.runtime.metrics_share import SharedMetrics
 
-        share = SharedMetrics(runtime.metrics, *shared_metrics)
+        share = SharedMetrics(runtime.metrics, *w.shared_metrics)
         share.start(loop)
     loop.add_signal_handler(signal.SIGHUP, runtime.reload_from_file)
     if _early_hup.is_set():  # a reload asked for while this worker was starting
@@ -88,10 +94,10 @@ async def _serve(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     logging.getLogger("routectl.runtime").info(
         "serving %s (table %s) on http://%s:%d (pid %d)",
-        table_path,
-        table.sha256,
-        host,
-        port,
+        w.table_path,
+        w.table.sha256,
+        w.host,
+        w.port,
         os.getpid(),
     )
     try:
@@ -102,16 +108,8 @@ async def _serve(
         await runner.cleanup()
 
 
-def _run_worker(
-    table: RoutingTable,
-    table_path: Path,
-    host: str,
-    port: int,
-    max_body_bytes: int,
-    reuse_port: bool,
-    shared_metrics: tuple[Path, int] | None = None,
-) -> None:
-    serving = _serve(table, table_path, host, port, max_body_bytes, reuse_port, shared_metrics)
+def _run_worker(w: _Worker) -> None:
+    serving = _serve(w)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional
@@ -122,9 +120,7 @@ def _run_worker(
         uvloop.run(serving)
 
 
-def _run_workers(
-    n: int, table: RoutingTable, table_path: Path, host: str, port: int, max_body_bytes: int
-) -> int:
+def _run_workers(n: int, w: _Worker) -> int:
     """Fork n workers sharing the port (SO_REUSEPORT); forward SIGHUP/SIGTERM/SIGINT to them."""
     # the workers inherit the loaded table; frozen, the collector never writes to its pages, so
     # they stay shared (copy-on-write) instead of being copied into every worker
@@ -138,7 +134,7 @@ def _run_workers(
             code = 0
             try:
                 shared = (metrics_dir, worker)
-                _run_worker(table, table_path, host, port, max_body_bytes, True, shared)
+                _run_worker(replace(w, reuse_port=True, shared_metrics=shared))
             except BaseException:  # a worker must exit, never return into the parent's code
                 logging.getLogger("routectl.runtime").exception("worker failed")
                 code = 1
@@ -216,7 +212,8 @@ def register(group: click.Group) -> None:
         except TableError as exc:
             raise click.ClickException(str(exc)) from exc
         _setup_logging()
+        w = _Worker(table, table_path, host, port, max_body_bytes)
         if workers == 1:
-            _run_worker(table, table_path, host, port, max_body_bytes, False)
+            _run_worker(w)
             return
-        sys.exit(_run_workers(workers, table, table_path, host, port, max_body_bytes))
+        sys.exit(_run_workers(workers, w))

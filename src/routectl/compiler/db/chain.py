@@ -23,7 +23,8 @@ def content_digest(text: str) -> str:
 
 
 def stamp_digest(text: str) -> str:
-    """The migration with a `-- sha256:` line after its `-- to:` line."""
+    """The migration with a `-- sha256:` line after its `-- to:` line (replacing one it had)."""
+    text = _DIGEST.sub("", text, count=1)
     to = _TO.search(text)
     assert to is not None, "a rendered migration names its `to` table"
     at = to.end() + 1
