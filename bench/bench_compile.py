@@ -140,8 +140,7 @@ def run(sizes: list[int], runs: int, budget_s: float) -> tuple[str, list[str]]:
                 f"| {size:,} | {size * MEMBERS:,} | {kib:,.0f} KiB | {planned} | {wall:.2f} "
                 f"| {cpu:.2f} | {peak:.0f} | {per_collection * 1e6:,.0f} |"
             )
-            if "BENCH_BUDGET_S" not in os.environ:  # alone: progress; under make bench the
-                print(rows[-1], file=sys.stderr, flush=True)  # log holds stdout and stderr both
+            print(rows[-1], file=sys.stderr, flush=True)  # progress
     return "\n".join(rows), notes
 
 

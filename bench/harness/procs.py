@@ -69,15 +69,17 @@ class ProcessGroup:
         cpus: str | None,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        separate_stderr: bool = False,
     ) -> Proc:
-        """Start argv pinned to cpus, output to <log_dir>/<name>.log."""
+        """Start argv pinned to cpus, output to <log_dir>/<name>.log (stderr too, unless
+        `separate_stderr`: then <name>.err.log, and the log holds only what it prints)."""
         log = self.log_dir / f"{name}.log"
-        with log.open("wb") as out:
+        with log.open("wb") as out, (self.log_dir / f"{name}.err.log").open("wb") as err:
             popen = subprocess.Popen(
                 pinned(argv, cpus),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=err if separate_stderr else subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 start_new_session=True,
                 cwd=cwd,

@@ -312,7 +312,10 @@ class Bench:
             }
             # through the process group, so a timeout also ends the script's own subprocesses
             argv = [sys.executable, str(path)]
-            proc = self.group.start(script, argv, None, env=env, cwd=BENCH_DIR.parent)
+            # its report is stdout; stderr has its progress lines
+            proc = self.group.start(
+                script, argv, None, env=env, cwd=BENCH_DIR.parent, separate_stderr=True
+            )
             try:
                 code: int | None = proc.popen.wait(timeout=limit)
             except subprocess.TimeoutExpired:
@@ -322,7 +325,8 @@ class Bench:
             if code is None:
                 text += f"\n\n(stopped after {limit:.0f} s: the bench's time limit for {script})"
             elif code != 0:
-                text += f"\n\n(exited with {code})"
+                errors = proc.log.with_name(f"{script}.err.log").read_text(errors="replace")
+                text += f"\n\n(exited with {code})\n\n```\n{errors.strip()[-1500:]}\n```"
             self.others.append(f"### {script}\n\n{text}")
 
 
