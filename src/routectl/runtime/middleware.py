@@ -91,7 +91,7 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             err = _http_error(exc, rt.max_body_bytes)
             resp = error_response(err)
             rec["error"] = err.code
-        except (asyncio.CancelledError, ConnectionResetError):
+        except ConnectionResetError:  # the client left: not a bug (CancelledError is no Exception)
             raise
         except Exception:
             # a bug, not the client's fault: still the SPEC's error shape and headers, and the
