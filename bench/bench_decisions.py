@@ -16,17 +16,9 @@ from routectl.compiler import build_table
 from routectl.runtime.plan import RequestFacts, plan_request
 from routectl.runtime.resolve import index_of, resolve
 from routectl.runtime.state import RoutingState
+from routectl.table import STRATEGY_NAMES
 
-STRATEGIES = (
-    "round_robin",
-    "random",
-    "weighted",
-    "priority",
-    "fallback",
-    "least_used",
-    "cost_optimized",
-    "latency_optimized",
-)
+STRATEGIES = STRATEGY_NAMES
 MEMBERS = 20
 BATCH = 2000
 ROUNDS = 25

@@ -10,8 +10,8 @@ Fixtures:
   of `routectl explain --format json` for a fresh process in which every key env var is set,
   without the table hash, so snapshots change only when routing does.
 
-Loaded by every pytest run in an environment where routectl is installed: it imports nothing of
-routectl until a fixture is used.
+Loaded by every pytest run in an environment where routectl is installed: it imports only
+`routectl.table` (stdlib + orjson) until a fixture is used.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from routectl.table import DEFAULT_TABLE_PATH
+
 if TYPE_CHECKING:
     from routectl.table import RoutingTable
 
 __all__ = ["explain", "pytest_addoption", "routing_table"]
 
-DEFAULT_TABLE = "generated/routing_table.json"
+DEFAULT_TABLE = DEFAULT_TABLE_PATH
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 
 from routectl.gcpause import gc_paused
 
 __all__ = [
+    "API_NAMES",
+    "DEFAULT_TABLE_PATH",
+    "STRATEGY_NAMES",
     "TABLE_FORMAT",
+    "Api",
     "Collection",
     "Connection",
     "Defaults",
@@ -26,6 +30,7 @@ __all__ = [
     "Organization",
     "Provider",
     "RoutingTable",
+    "StrategyName",
     "TableError",
     "User",
     "defaults_to_dict",
@@ -38,8 +43,28 @@ __all__ = [
 
 TABLE_FORMAT = 1
 
+# Where `routectl compile` writes the table and `routectl serve` (and the review tools) read it.
+DEFAULT_TABLE_PATH = "generated/routing_table.json"
+
 OwnerKind = Literal["user", "organization", "platform"]
 Scope = Literal["system", "organization", "user"]
+# The one list of upstream API dialects: the authoring model, the table and the runtime's dialect
+# registry derive from it (a test ties the registry to it).
+Api = Literal["openai", "anthropic", "echo"]
+API_NAMES: tuple[str, ...] = get_args(Api)
+# The one list of strategy names as routing.yaml writes them (`fallback` is an alias of
+# `priority` that `_routing_strategy` echoes as written); the runtime's registry has one entry each.
+StrategyName = Literal[
+    "round_robin",
+    "random",
+    "weighted",
+    "priority",
+    "fallback",
+    "least_used",
+    "cost_optimized",
+    "latency_optimized",
+]
+STRATEGY_NAMES: tuple[str, ...] = get_args(StrategyName)
 
 
 class TableError(Exception):
@@ -77,7 +102,7 @@ class User:
 @dataclass(frozen=True, slots=True)
 class Provider:
     name: str
-    api: Literal["openai", "anthropic", "echo"]
+    api: Api
     base_url: str | None
 
 
@@ -106,7 +131,7 @@ class Connection:
     owner: str  # user handle, org handle, or "platform"
     owner_kind: OwnerKind
     provider: str
-    api: Literal["openai", "anthropic", "echo"]
+    api: Api
     base_url: str | None  # resolved: the connection's own, else its provider's
     api_key_env: str | None  # the env var NAME; the secret itself never enters the table
     priority: int  # resolved: explicit, else the owner kind's default

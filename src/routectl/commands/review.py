@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 
 import click
 
+from routectl.table import DEFAULT_TABLE_PATH
+
 
 def _fail_config(exc: Exception) -> NoReturn:
     """Print a config or table problem and exit 1 (the SPEC's 'config is invalid')."""
@@ -77,7 +79,7 @@ def _table_for(table_path: str | None, config: str | None) -> Any:
         raise click.UsageError("give --table or --config, not both")
     source = table_path or config
     if source is None:
-        default = Path("generated/routing_table.json")
+        default = Path(DEFAULT_TABLE_PATH)
         source = str(default) if default.exists() else "routing.yaml"
     return _load_or_exit(lambda: table_from_file(source))
 

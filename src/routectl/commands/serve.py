@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from routectl.table import DEFAULT_TABLE_PATH
+
 if TYPE_CHECKING:
     from routectl.table import RoutingTable
 
-DEFAULT_TABLE = "generated/routing_table.json"
 _GC_YOUNG = 20_000
 
 
@@ -181,7 +182,7 @@ def register(group: click.Group) -> None:
     @click.option(
         "--table",
         "table_path",
-        default=DEFAULT_TABLE,
+        default=DEFAULT_TABLE_PATH,
         show_default=True,
         type=click.Path(dir_okay=False, path_type=Path),
         help="The compiled routing table (hash verified).",

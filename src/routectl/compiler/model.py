@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from routectl.table import Api, StrategyName
+
 __all__ = [
     "ALIAS_PATTERN",
     "DIGEST_PATTERN",
@@ -25,7 +27,6 @@ __all__ = [
     "MEMBER_MODEL_PATTERN",
     "MODEL_ID_PATTERN",
     "NAME_PATTERN",
-    "STRATEGIES",
     "Collection",
     "Connection",
     "Credentials",
@@ -55,16 +56,6 @@ DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 URL_PATTERN = r"^https?://[^\s]+$"
 
-STRATEGIES = (
-    "round_robin",
-    "random",
-    "weighted",
-    "priority",
-    "fallback",
-    "least_used",
-    "cost_optimized",
-    "latency_optimized",
-)
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=100)]
 ModelId = Annotated[str, StringConstraints(pattern=MODEL_ID_PATTERN, max_length=201)]
@@ -79,16 +70,7 @@ DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Priority = Annotated[int, Field(ge=0, le=100)]
 HttpStatus = Annotated[int, Field(ge=400, le=599)]
 FallbackCondition = HttpStatus | Literal["timeout", "connect_error"]
-Strategy = Literal[
-    "round_robin",
-    "random",
-    "weighted",
-    "priority",
-    "fallback",
-    "least_used",
-    "cost_optimized",
-    "latency_optimized",
-]
+Strategy = StrategyName
 
 
 def _default_fallback_on() -> list[FallbackCondition]:
@@ -149,7 +131,7 @@ class User(_NoNulls):
 class Provider(_NoNulls):
     """An upstream API dialect and its default base URL."""
 
-    api: Literal["openai", "anthropic", "echo"]
+    api: Api
     base_url: Url | None = None
 
 
