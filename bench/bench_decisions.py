@@ -13,8 +13,9 @@ import sys
 import time
 
 from routectl.compiler import build_table
+from routectl.runtime.index import TableIndex
 from routectl.runtime.plan import RequestFacts, plan_request
-from routectl.runtime.resolve import index_of, resolve
+from routectl.runtime.resolve import resolve
 from routectl.runtime.state import RoutingState
 from routectl.table import STRATEGY_NAMES
 
@@ -60,7 +61,8 @@ collections:
 
 def main() -> int:
     table = build_table(text=config())
-    caller = index_of(table).callers["user"]
+    index = TableIndex(table)
+    caller = index.callers["user"]
     facts = RequestFacts(prompt_tokens=200, needs_tools=False)
     rows = []
     for strategy in STRATEGIES:
@@ -73,8 +75,8 @@ def main() -> int:
         for _ in range(ROUNDS):
             t0 = time.perf_counter()
             for _ in range(BATCH):
-                route = resolve(table, caller, name)
-                plan_request(table, state, caller, route, facts)
+                route = resolve(index, caller, name).route
+                plan_request(index, state, caller, route, facts)
             samples.append((time.perf_counter() - t0) / BATCH * 1e6)
         rows.append((strategy, statistics.median(samples), min(samples)))
     print(f"One routing decision (resolve + plan_request + commit), {MEMBERS}-member collection,")

@@ -1,10 +1,19 @@
-"""The exception tree and the Diagnostic every validation problem is reported as."""
+"""The exception tree and the Diagnostic every validation problem is reported as.
+
+RoutectlError
+├── ConfigError        routing.yaml is invalid (every Diagnostic at once)
+├── TableError         a compiled table is missing, malformed or tampered with
+├── RoutingError       a request that cannot be routed (runtime/errors.py: code, status, body)
+├── ApplyError         a migration could not be applied (compiler/db/apply.py)
+├── SourceError        a review tool could not read a config or table (review/sources.py)
+└── RouteTestError     a routes.yaml of `routectl test` is malformed (review/routetest.py)
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "Diagnostic", "RoutectlError"]
+__all__ = ["ConfigError", "Diagnostic", "RoutectlError", "TableError"]
 
 
 class RoutectlError(Exception):
@@ -33,3 +42,7 @@ class ConfigError(RoutectlError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics)
         super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+
+class TableError(RoutectlError):
+    """The table file is missing, malformed, or its hash does not match its content."""

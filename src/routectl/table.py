@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
+from routectl.errors import TableError
 from routectl.gcpause import gc_paused
 
 __all__ = [
@@ -65,10 +66,6 @@ StrategyName = Literal[
     "latency_optimized",
 ]
 STRATEGY_NAMES: tuple[str, ...] = get_args(StrategyName)
-
-
-class TableError(Exception):
-    """The table file is missing, malformed, or its hash does not match its content."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,11 @@ from openai import AsyncOpenAI, AuthenticationError
 
 from routectl.cli import main
 from routectl.review.explain import explain_model, explain_request, fresh_state
+from routectl.review.explain_http import mount_explain
 from routectl.review.explain_text import render_explanation
 from routectl.runtime.app import create_app
+from routectl.runtime.index import TableIndex
 from routectl.runtime.plan import RequestFacts
-from routectl.runtime.resolve import index_of
 from routectl.table import RoutingTable
 
 from .conftest import BASE_YAML, ENV, KEYS, build, variant
@@ -42,7 +43,8 @@ def _explain(
     table: RoutingTable, who: str, model: str, env: dict[str, str] | None = None, **facts: Any
 ) -> dict[str, Any]:
     state = fresh_state(table, ENV if env is None else env)
-    return explain_model(table, state, index_of(table).callers[who], model, RequestFacts(**facts))
+    index = TableIndex(table)
+    return explain_model(index, state, index.callers[who], model, RequestFacts(**facts))
 
 
 def test_fallback_chain_lists_private_keys_first(base_table: RoutingTable) -> None:
@@ -176,7 +178,7 @@ async def served(aiohttp_server: ServerFactory) -> AsyncIterator[tuple[RoutingTa
         ("collections:\n", "collections:" + LUCKY),
     )
     table = build(text)
-    app = create_app(table, rng=random.Random(42), environ=ENV)
+    app = create_app(table, rng=random.Random(42), environ=ENV, mounts=[mount_explain])
     runtime = await aiohttp_server(app)
     yield table, f"http://127.0.0.1:{runtime.port}/v1"
 
@@ -204,7 +206,8 @@ async def test_explain_agrees_with_the_runtime(
         **extra,
     }
     # explained in a fresh process with the same credentials, then sent to a fresh runtime
-    data = explain_request(table, fresh_state(table, ENV), index_of(table).callers[who], body)
+    index = TableIndex(table)
+    data = explain_request(index, fresh_state(table, ENV), index.callers[who], body)
     first = data["candidates"][0]
     async with AsyncOpenAI(
         base_url=base_url, api_key=KEYS[who], max_retries=0, timeout=10

@@ -11,15 +11,17 @@ from syrupy.assertion import SnapshotAssertion
 
 from routectl.cli import main
 from routectl.review.simulate import Simulation, simulate
-from routectl.runtime.resolve import index_of, resolve
+from routectl.runtime.index import TableIndex
+from routectl.runtime.resolve import resolve
 from routectl.table import RoutingTable
 
 from .conftest import BASE_YAML, build, variant
 
 
 def _run(table: RoutingTable, collection: str, n: int, **kw: Any) -> Simulation:
-    caller = index_of(table).callers["bob"]
-    route = resolve(table, caller, f"collection/{collection}")
+    index = TableIndex(table)
+    caller = index.callers["bob"]
+    route = resolve(index, caller, f"collection/{collection}").route
     return simulate(table, caller, route, n, **kw)
 
 

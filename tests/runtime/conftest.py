@@ -17,7 +17,7 @@ from aiohttp import web
 from routectl.compiler import build_table
 from routectl.runtime.app import create_app
 from routectl.runtime.keys import RUNTIME
-from routectl.runtime.service import Runtime
+from routectl.runtime.served import Runtime
 from routectl.table import RoutingTable
 
 KEYS = {"alice": "key-alice", "bob": "key-bob", "carol": "key-carol"}

@@ -16,18 +16,18 @@ from aiohttp import web
 from conftest import KEYS, FakeClock, FakeUpstream, LoopThread, digest
 
 from routectl.compiler import build_table
-from routectl.runtime.anthropic import (
+from routectl.runtime.app import create_app
+from routectl.runtime.dialects import connection_problems
+from routectl.runtime.dialects.anthropic import (
     DEFAULT_MAX_TOKENS,
-    StreamTranslator,
     endpoint,
     finish_reason,
     from_anthropic,
     to_anthropic,
     usage_of,
 )
-from routectl.runtime.app import create_app
+from routectl.runtime.dialects.anthropic_stream import StreamTranslator
 from routectl.runtime.keys import RUNTIME
-from routectl.runtime.state import credential_problems
 
 ANTHROPIC_KEY = "sk-ant-test-secret"
 ENV = {"ANTHROPIC_TEST_KEY": ANTHROPIC_KEY, "PLATFORM_KEY": "sk-platform"}
@@ -533,8 +533,8 @@ def test_stream_error_event_and_early_end() -> None:
 
 def test_credentials_rule_applies_to_anthropic_connections() -> None:
     table = build_table(text=config(1, 2))
-    assert credential_problems(table, ENV) == {}
-    assert credential_problems(table, {"PLATFORM_KEY": "x"}) == {
+    assert connection_problems(table, ENV) == {}
+    assert connection_problems(table, {"PLATFORM_KEY": "x"}) == {
         "platform-claude": "credentials not set (ANTHROPIC_TEST_KEY)"
     }
 

@@ -9,8 +9,10 @@ from collections import Counter
 import pytest
 from conftest import ENV, SMALL_CONNECTION, SMALL_MODEL, FakeClock, make_table
 
+from routectl.runtime.auth import Caller
+from routectl.runtime.index import TableIndex
 from routectl.runtime.plan import RequestFacts, RoutePlan, plan_request
-from routectl.runtime.resolve import Caller, index_of, resolve
+from routectl.runtime.resolve import resolve
 from routectl.runtime.state import RoutingState
 from routectl.table import RoutingTable
 
@@ -28,15 +30,16 @@ class World:
         self.clock = FakeClock()
         self.state = RoutingState(clock=self.clock, rng=random.Random(seed))
         self.state.configure(self.table, ENV)
-        self.carol: Caller = index_of(self.table).callers["carol"]
+        self.index = TableIndex(self.table)
+        self.carol: Caller = self.index.callers["carol"]
 
     def plan(
         self, name: str, facts: RequestFacts | None = None, commit: bool = True, who: str = "carol"
     ) -> RoutePlan:
-        caller = index_of(self.table).callers[who]
-        route = resolve(self.table, caller, name)
+        caller = self.index.callers[who]
+        route = resolve(self.index, caller, name).route
         return plan_request(
-            self.table, self.state, caller, route, facts or RequestFacts(), commit=commit
+            self.index, self.state, caller, route, facts or RequestFacts(), commit=commit
         )
 
     def pick(self, name: str, **kw: object) -> str:
@@ -129,14 +132,15 @@ def test_least_used_goes_a_b_c_a_b_c() -> None:
     )
     state = RoutingState(clock=FakeClock(), rng=random.Random(1))
     state.configure(table, ENV)
-    carol = index_of(table).callers["carol"]
-    route = resolve(table, carol, "collection/lu")
+    index = TableIndex(table)
+    carol = index.callers["carol"]
+    route = resolve(index, carol, "collection/lu").route
     seq = []
     for _ in range(6):
-        plan = plan_request(table, state, carol, route, RequestFacts())
+        plan = plan_request(index, state, carol, route, RequestFacts())
         seq.append(plan.candidates[0].model_id)
     assert seq == ["echo/a", "echo/b", "echo/c", "echo/a", "echo/b", "echo/c"]
-    plan = plan_request(table, state, carol, route, RequestFacts(), commit=False)
+    plan = plan_request(index, state, carol, route, RequestFacts(), commit=False)
     assert plan.info == {
         "_usage_at_selection": 2,
         "_model_alternatives": [{"model": "echo/b", "usage": 2}, {"model": "echo/c", "usage": 2}],

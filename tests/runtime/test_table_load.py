@@ -96,7 +96,7 @@ def test_a_malformed_table_is_still_refused(table: RoutingTable) -> None:
 
 
 def test_collection_routes_are_built_on_first_use(table: RoutingTable) -> None:
-    from routectl.runtime.resolve import TableIndex
+    from routectl.runtime.index import TableIndex
 
     index = TableIndex(table)
     assert len(index.collection_routes) == 0  # a 10,000-collection table starts in milliseconds

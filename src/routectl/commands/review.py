@@ -85,9 +85,9 @@ def _table_for(table_path: str | None, config: str | None) -> Any:
 
 
 def _caller_for(table: Any, handle: str) -> Any:
-    from routectl.runtime.resolve import index_of
+    from routectl.review.access import index_for
 
-    caller = index_of(table).callers.get(handle)
+    caller = index_for(table).callers.get(handle)
     if caller is None:
         known = ", ".join(sorted(table.users)) or "none"
         raise click.BadParameter(
@@ -143,6 +143,7 @@ def explain_command(
 
     import orjson
 
+    from routectl.review.access import index_for
     from routectl.review.explain import explain_model, fresh_state
     from routectl.review.explain_text import render_explanation
     from routectl.runtime.plan import RequestFacts
@@ -150,7 +151,7 @@ def explain_command(
     table = _table_for(table_path, config)
     caller = _caller_for(table, handle)
     facts = RequestFacts(prompt_tokens=prompt_tokens, needs_tools=tools, needs_vision=vision)
-    data = explain_model(table, fresh_state(table, os.environ), caller, model, facts)
+    data = explain_model(index_for(table), fresh_state(table, os.environ), caller, model, facts)
     if fmt == "json":
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -216,14 +217,16 @@ def simulate_command(
 
     import orjson
 
+    from routectl.review.access import index_for
     from routectl.review.simulate import render_simulation, simulate
-    from routectl.runtime.resolve import RoutingError, resolve
+    from routectl.runtime.errors import RoutingError
+    from routectl.runtime.resolve import route_for
 
     table = _table_for(table_path, config)
     caller = _caller_for(table, handle)
     name = f"collection/{collection}" if collection in table.collections else collection
     try:
-        route = resolve(table, caller, name)
+        route = route_for(index_for(table), caller, name).route
     except RoutingError as exc:
         click.echo(f"{exc.code}: {exc.message}", err=True)
         sys.exit(1)

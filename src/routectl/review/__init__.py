@@ -1,5 +1,6 @@
 """Pull-request review tools: effect diffs, explain, simulate and routing tests.
 
-Nothing here is imported by `routectl serve`; the runtime only imports `review.explain` lazily for
-`POST /v1/route/explain`.
+They call the runtime's own rules (resolution, access, planning, failure bookkeeping) and never
+restate them. The runtime never imports this package: `routectl serve` mounts the explain
+endpoint (`review.explain_http.mount_explain`) on the app it composes.
 """

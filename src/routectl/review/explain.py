@@ -1,7 +1,8 @@
 """Explain a routing decision without calling any provider, with the runtime's own code.
 
-`resolve` and `plan_request(commit=False)` are the functions the runtime's chat handler calls, so
-what explain shows is what the runtime does with the same table and state.
+`route_for` and `plan_request(commit=False)` are the functions the runtime's chat handler calls,
+so what explain shows is what the runtime does with the same table and state; the resolution rule
+is the one `resolve` reports.
 """
 
 from __future__ import annotations
@@ -13,16 +14,12 @@ from typing import Any
 
 import orjson
 
+from routectl.runtime.auth import Caller
+from routectl.runtime.errors import RoutingError
+from routectl.runtime.index import TableIndex
+from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.plan import RequestFacts, RoutePlan, plan_request
-from routectl.runtime.request import apply_overrides, parse_chat_request
-from routectl.runtime.resolve import (
-    Caller,
-    Route,
-    RoutingError,
-    index_of,
-    load_balancer_route,
-    resolve,
-)
+from routectl.runtime.resolve import Resolution, Rule, route_for
 from routectl.runtime.state import RoutingState
 from routectl.table import RoutingTable
 
@@ -64,18 +61,15 @@ def peek_state(state: RoutingState) -> RoutingState:
     return peek
 
 
-def _rule(table: RoutingTable, route: Route, name: str) -> str:
-    if route.kind == "load_balancer":
-        return "request-level load_balancer (weight_based) overrides the model field"
-    if route.kind == "handle":
-        return "HANDLE/provider/model: only that handle's connections"
-    if route.kind == "model":
-        return "provider/model: every connection you may use, highest priority first"
-    if name in table.aliases:
-        return "exact system-collection name or alias"
-    if name.startswith("auto("):
-        return "auto(x) means the system collection auto-x"
-    return "collection/NAME"
+# how explain words each rule of the SPEC's resolution order
+_RULES: dict[Rule, str] = {
+    "alias": "exact system-collection name or alias",
+    "auto": "auto(x) means the system collection auto-x",
+    "collection": "collection/NAME",
+    "handle": "HANDLE/provider/model: only that handle's connections",
+    "model": "provider/model: every connection you may use, highest priority first",
+    "load_balancer": "request-level load_balancer (weight_based) overrides the model field",
+}
 
 
 def _split(reason: str) -> dict[str, str]:
@@ -97,9 +91,8 @@ def _shares(plan: RoutePlan) -> dict[str, float]:
 
 
 def _explain_plan(
-    table: RoutingTable, state: RoutingState, caller: Caller, plan: RoutePlan
+    index: TableIndex, state: RoutingState, caller: Caller, plan: RoutePlan
 ) -> dict[str, Any]:
-    index = index_of(table)
     now = state.clock()
     shares = _shares(plan)
     candidates = []
@@ -151,9 +144,9 @@ def _explain_plan(
     }
 
 
-def _base(table: RoutingTable, caller: Caller, model: str, facts: RequestFacts) -> dict[str, Any]:
+def _base(index: TableIndex, caller: Caller, model: str, facts: RequestFacts) -> dict[str, Any]:
     return {
-        "table": table.sha256,
+        "table": index.table.sha256,
         "request": {
             "model": model,
             "as": caller.handle,
@@ -171,57 +164,53 @@ def _error(out: dict[str, Any], exc: RoutingError) -> dict[str, Any]:
 
 
 def _explain_route(
-    table: RoutingTable,
+    index: TableIndex,
     state: RoutingState,
     caller: Caller,
-    route: Route,
+    resolution: Resolution,
     facts: RequestFacts,
     out: dict[str, Any],
 ) -> dict[str, Any]:
-    plan = plan_request(table, state, caller, route, facts, commit=False)
+    route = resolution.route
+    plan = plan_request(index, state, caller, route, facts, commit=False)
     out["resolution"] = {
-        "rule": _rule(table, route, out["request"]["model"]),
+        "rule": _RULES[resolution.rule],
         "kind": route.kind,
         "collection": route.collection.name if route.collection else None,
         "strategy": route.strategy,
         "total_members": len(route.members),
     }
-    out.update(_explain_plan(table, state, caller, plan))
+    out.update(_explain_plan(index, state, caller, plan))
     return out
 
 
 def explain_model(
-    table: RoutingTable,
+    index: TableIndex,
     state: RoutingState,
     caller: Caller,
     model: str,
     facts: RequestFacts,
 ) -> dict[str, Any]:
     """How `model` resolves for `caller` and the ordered attempts; the state is not changed."""
-    out = _base(table, caller, model, facts)
-    peek = peek_state(state)
+    out = _base(index, caller, model, facts)
     try:
-        route = resolve(table, caller, model)
+        resolution = route_for(index, caller, model)
     except RoutingError as exc:
         return _error(out, exc)
-    return _explain_route(table, peek, caller, route, facts, out)
+    return _explain_route(index, peek_state(state), caller, resolution, facts, out)
 
 
 def explain_request(
-    table: RoutingTable, state: RoutingState, caller: Caller, body: dict[str, Any]
+    index: TableIndex, state: RoutingState, caller: Caller, body: dict[str, Any]
 ) -> dict[str, Any]:
     """Explain a chat-completion request body (load_balancer, retry and timeout included)."""
     try:
-        request = parse_chat_request(orjson.dumps(body))
+        call = parse_chat_request(orjson.dumps(body))
     except RoutingError as exc:
-        return _error(_base(table, caller, str(body.get("model", "")), RequestFacts()), exc)
-    out = _base(table, caller, request.model, request.facts)
-    peek = peek_state(state)
+        return _error(_base(index, caller, str(body.get("model", "")), RequestFacts()), exc)
+    out = _base(index, caller, call.model, call.facts)
     try:
-        if request.load_balancer is not None:
-            route = load_balancer_route(table, caller, request.load_balancer)
-        else:
-            route = resolve(table, caller, request.model)
+        resolution = route_for(index, caller, call.model, call.load_balancer, call.overrides)
     except RoutingError as exc:
         return _error(out, exc)
-    return _explain_route(table, peek, caller, apply_overrides(route, request), request.facts, out)
+    return _explain_route(index, peek_state(state), caller, resolution, call.facts, out)

@@ -1,4 +1,8 @@
-"""`POST /v1/route/explain`: explain a chat request body against the live table and state."""
+"""`POST /v1/route/explain`: explain a chat request body against the live table and state.
+
+Mounted on the runtime's app by whoever composes the server (`mount_explain`, passed to
+`create_app(mounts=...)` by the serve command); the runtime itself never imports the review tools.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,19 @@ import orjson
 from aiohttp import web
 
 from routectl.review.explain import explain_request
-from routectl.runtime.handlers import LOADED, caller_of, read_body
-from routectl.runtime.keys import RUNTIME
-from routectl.runtime.resolve import RoutingError
-from routectl.runtime.service import Loaded
+from routectl.runtime.errors import RoutingError
+from routectl.runtime.handlers import caller_of, read_body
+from routectl.runtime.keys import RUNTIME, SERVED
 
-__all__ = ["route_explain"]
+__all__ = ["mount_explain", "route_explain"]
 
 
 async def route_explain(request: web.Request) -> web.StreamResponse:
     """Answer what `POST /v1/chat/completions` would do with this body, calling no provider."""
     rt = request.app[RUNTIME]
-    loaded: Loaded = request[LOADED]
+    served = request[SERVED]
     # the chat handler's own authentication, so explain sees exactly the caller a request would
-    caller = caller_of(request, loaded)
+    caller = caller_of(request)
     try:
         body: Any = orjson.loads(await read_body(request))
     except orjson.JSONDecodeError as exc:
@@ -30,5 +33,10 @@ async def route_explain(request: web.Request) -> web.StreamResponse:
         ) from None
     if not isinstance(body, dict):
         raise RoutingError("invalid_request", 400, "request body must be a JSON object")
-    data = explain_request(loaded.table, rt.state, caller, body)
+    data = explain_request(served.index, rt.state, caller, body)
     return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+def mount_explain(app: web.Application) -> None:
+    """Add `POST /v1/route/explain` to a runtime app."""
+    app.router.add_post("/v1/route/explain", route_explain)

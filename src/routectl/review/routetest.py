@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from routectl.errors import RoutectlError
+from routectl.review.access import index_for
 from routectl.review.explain import explain_model, fresh_state, simulated_environ
 from routectl.runtime.plan import RequestFacts
-from routectl.runtime.resolve import index_of
 from routectl.table import RoutingTable
 
 __all__ = [
@@ -140,12 +140,13 @@ def explain_case(
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Explain one request in a fresh process; every key env var counts as set unless `environ`."""
-    who = index_of(table).callers.get(caller)
+    index = index_for(table)
+    who = index.callers.get(caller)
     if who is None:
         raise RouteTestError(f"no user {caller!r} in the routing table")
     state = fresh_state(table, simulated_environ(table) if environ is None else environ)
     facts = RequestFacts(prompt_tokens=prompt_tokens, needs_tools=tools, needs_vision=vision)
-    return explain_model(table, state, who, model, facts)
+    return explain_model(index, state, who, model, facts)
 
 
 def _same(expected: str, member: str, model: str) -> bool:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from routectl.runtime.strategies import STRATEGIES
 from routectl.table import Collection, Member, RoutingTable
 
 __all__ = ["SPLIT_STRATEGIES", "Basis", "expected_shares", "member_key"]
 
 Basis = Literal["weights", "equal", "first_choice", "none"]
 
-# strategies that spread traffic; the others send everything to one first choice
-SPLIT_STRATEGIES = frozenset({"weighted", "round_robin", "random", "least_used"})
+# strategies that spread traffic; the others send everything to one first choice (each runtime
+# strategy says which it does)
+SPLIT_STRATEGIES = frozenset(name for name, s in STRATEGIES.items() if s.spreads)
 
 
 def member_key(collection: Collection, member: Member) -> str:

@@ -2,8 +2,8 @@
 
 Each request is planned with `plan_request(commit=True)` on one RoutingState, exactly as the
 runtime does; each attempt fails with its model's `--fail` rate (seeded), and failures are booked
-into the state as the runtime books a 503 (so `allowed_fails` opens cooldowns). Time is simulated:
-request i happens at i / rps seconds.
+by the runtime's own `RoutingState.book_failure` as an upstream 503 (so `allowed_fails` opens
+cooldowns). Time is simulated: request i happens at i / rps seconds.
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from routectl.review.access import index_for
 from routectl.review.explain import simulated_environ
+from routectl.runtime.auth import Caller
 from routectl.runtime.plan import RequestFacts, plan_request
-from routectl.runtime.resolve import Caller, Route
+from routectl.runtime.routes import Route
 from routectl.runtime.state import RoutingState
 from routectl.table import RoutingTable
 
 __all__ = ["MemberStats", "Simulation", "render_simulation", "simulate"]
 
 _T0 = 1_700_000_000.0  # a fixed epoch, so cooldown times in reasons are reproducible
-_FAILURE = "503"  # what a simulated upstream failure looks like to fallback_on
+_FAILURE = 503  # what a simulated upstream failure is: an upstream 503
 
 
 @dataclass(slots=True)
@@ -77,12 +79,13 @@ def simulate(
     state.configure(table, simulated_environ(table) if environ is None else environ)
     upstream = random.Random(f"upstream:{seed}")  # apart from the strategy's draws
     facts = facts or RequestFacts()
+    index = index_for(table)
     result = Simulation(route.requested, route.strategy, caller.handle, requests, seed, fail)
     for m in route.members:
         result.members[m.key] = MemberStats(m.model)
     for i in range(requests):
         now = _T0 + i / rps
-        plan = plan_request(table, state, caller, route, facts, now)
+        plan = plan_request(index, state, caller, route, facts, now)
         if i == 0:
             result.unavailable_at_start = list(plan.excluded)
         if not plan.candidates:
@@ -99,9 +102,12 @@ def simulate(
                 state.record_latency(cand.connection_id, cand.model_id, 0.1)
                 break
             stats.failed_attempts += 1
-            if state.record_failure(cand.connection_id, cand.model_id, now) is not None:
+            if (
+                state.book_failure(cand.connection_id, cand.model_id, _FAILURE, None, now)
+                is not None
+            ):
                 result.cooldowns += 1
-            if _FAILURE not in route.fallback_on:
+            if str(_FAILURE) not in route.fallback_on:
                 result.passed_through += 1  # as the runtime: answered as it came, no fallback
                 break
         else:

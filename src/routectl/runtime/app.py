@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from routectl.review.explain_http import route_explain
 from routectl.runtime import handlers
 from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.keys import RUNTIME
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
-from routectl.runtime.service import Runtime
+from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_UPSTREAM_CONNECTIONS
+from routectl.runtime.served import Runtime
 from routectl.runtime.state import Clock, RoutingState
 from routectl.table import RoutingTable
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+__all__ = ["Mount", "create_app"]
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _COLLECTIONS = "/api/user/model-collections"
+
+# Adds routes to the app before it starts: how whoever composes the server (the serve command)
+# mounts endpoints of higher layers, e.g. the review tools' `POST /v1/route/explain`, without the
+# runtime importing them.
+Mount = Callable[[web.Application], None]
 
 
 def create_app(
@@ -33,8 +37,9 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     table_path: str | Path | None = None,
-    connection_limit: int = 1000,
+    connection_limit: int = DEFAULT_UPSTREAM_CONNECTIONS,
     access_log: AccessLog | None = None,
+    mounts: Sequence[Mount] = (),
 ) -> web.Application:
     """Build the app; `rng`, `clock` and `environ` are injectable for tests.
 
@@ -72,7 +77,6 @@ def create_app(
     app.cleanup_ctx.append(upstream_session)
     r = app.router
     r.add_post("/v1/chat/completions", handlers.chat_completions)
-    r.add_post("/v1/route/explain", route_explain)
     r.add_get("/v1/models", handlers.list_models)
     r.add_get(_COLLECTIONS, handlers.list_collections)
     r.add_get(_COLLECTIONS + "/{name}", handlers.get_collection)
@@ -82,4 +86,6 @@ def create_app(
     r.add_get("/healthz", handlers.healthz)
     r.add_get("/readyz", handlers.readyz)
     r.add_get("/metrics", handlers.metrics)
+    for mount in mounts:
+        mount(app)
     return app

@@ -6,23 +6,17 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from routectl.runtime.keys import LOADED, RECORD, REQUEST_ID, RUNTIME
+from routectl.runtime.access import visible_collections
+from routectl.runtime.auth import Caller, authenticate
+from routectl.runtime.errors import RoutingError
+from routectl.runtime.ingress.openai_chat import parse_chat_request
+from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
 from routectl.runtime.plan import plan_request
-from routectl.runtime.request import apply_overrides, parse_chat_request
-from routectl.runtime.resolve import (
-    Caller,
-    RoutingError,
-    authenticate,
-    load_balancer_route,
-    resolve,
-    visible_collections,
-)
-from routectl.runtime.service import Loaded
+from routectl.runtime.resolve import resolve, route_for
 from routectl.runtime.upstream import forward
 from routectl.runtime.views import collection_detail, collection_summary, models_list
 
 __all__ = [
-    "LOADED",  # re-exported: the review tools' explain endpoint reads the request's table
     "caller_of",
     "chat_completions",
     "get_collection",
@@ -51,11 +45,12 @@ async def read_body(request: web.Request) -> bytes:
         ) from None
 
 
-def caller_of(request: web.Request, loaded: Loaded) -> Caller:
+def caller_of(request: web.Request) -> Caller:
     """The authenticated caller of a request (401 invalid_api_key otherwise); logs its handle."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
-    caller = authenticate(loaded.table, key.strip()) if scheme.lower() == "bearer" else None
+    served = request[SERVED]
+    caller = authenticate(served.index, key.strip()) if scheme.lower() == "bearer" else None
     if caller is None:
         raise RoutingError("invalid_api_key", 401, "Missing or invalid API key")
     request[RECORD]["caller"] = caller.handle
@@ -65,55 +60,48 @@ def caller_of(request: web.Request, loaded: Loaded) -> Caller:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """POST /v1/chat/completions."""
     rt = request.app[RUNTIME]
-    loaded: Loaded = request[LOADED]
+    served = request[SERVED]
     rec = request[RECORD]
-    caller = caller_of(request, loaded)
-    chat = parse_chat_request(await read_body(request))
-    table = loaded.table
-    if chat.load_balancer is not None:
-        rec["requested_model"] = "load_balancer"
-        route = load_balancer_route(table, caller, chat.load_balancer)
-    else:
-        rec["requested_model"] = chat.model
-        route = resolve(table, caller, chat.model)
-    route = apply_overrides(route, chat)
-    plan = plan_request(table, rt.state, caller, route, chat.facts)
+    caller = caller_of(request)
+    call = parse_chat_request(await read_body(request))
+    rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
+    route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
+    plan = plan_request(served.index, rt.state, caller, route, call.facts)
     if not plan.candidates:
         raise plan.error()
-    return await forward(request, rt, loaded, plan, chat, request[REQUEST_ID], rec)
+    return await forward(request, rt, served, plan, call, request[REQUEST_ID], rec)
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
     """GET /v1/models (cached per caller and table)."""
-    loaded: Loaded = request[LOADED]
-    caller = caller_of(request, loaded)
-    body = loaded.models_payload.get(caller.handle)
+    served = request[SERVED]
+    caller = caller_of(request)
+    body = served.models_bodies.get(caller.handle)
     if body is None:
-        body = loaded.models_payload[caller.handle] = orjson.dumps(
-            models_list(loaded.index, caller)
-        )
+        body = served.models_bodies[caller.handle] = orjson.dumps(models_list(served.index, caller))
     return web.Response(body=body, content_type="application/json")
 
 
 async def list_collections(request: web.Request) -> web.StreamResponse:
     """GET /api/user/model-collections."""
-    loaded: Loaded = request[LOADED]
-    caller = caller_of(request, loaded)
-    found = visible_collections(loaded.table, caller)
+    served = request[SERVED]
+    caller = caller_of(request)
+    found = visible_collections(served.table, caller)
     return _json({"collections": [collection_summary(c) for c in found], "total": len(found)})
 
 
 async def get_collection(request: web.Request) -> web.StreamResponse:
     """GET /api/user/model-collections/{name}: members with live usage and health."""
     rt = request.app[RUNTIME]
-    loaded: Loaded = request[LOADED]
-    caller = caller_of(request, loaded)
+    served = request[SERVED]
+    caller = caller_of(request)
     name = request.match_info["name"]
     if name.startswith("collection/"):
         name = name[11:]
-    route = resolve(loaded.table, caller, f"collection/{name}")  # same scope rules as routing
+    # the same scope rules as routing
+    route = resolve(served.index, caller, f"collection/{name}").route
     assert route.collection is not None
-    detail = collection_detail(loaded.index, rt.state, caller, route.collection, rt.state.clock())
+    detail = collection_detail(served.index, rt.state, caller, route.collection, rt.state.clock())
     return _json(detail)
 
 
@@ -136,7 +124,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     ready = rt.session is not None and not rt.session.closed
     return _json(
-        {"status": "ready" if ready else "starting", "table": rt.loaded.sha},
+        {"status": "ready" if ready else "starting", "table": rt.served.sha},
         200 if ready else 503,
     )
 

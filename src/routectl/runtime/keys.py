@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from routectl.runtime.service import Loaded, Runtime
+    from routectl.runtime.served import Runtime, ServedTable
 
-__all__ = ["LOADED", "RECORD", "REQUEST_ID", "RUNTIME"]
+__all__ = ["RECORD", "REQUEST_ID", "RUNTIME", "SERVED"]
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("routectl_runtime")
 
 # request-scoped, set by the envelope before any handler runs
-LOADED: web.RequestKey[Loaded] = web.RequestKey("routectl_loaded")  # the table deciding it
+SERVED: web.RequestKey[ServedTable] = web.RequestKey("routectl_served")  # the table deciding it
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("routectl_request_id")
 RECORD: web.RequestKey[dict[str, Any]] = web.RequestKey("routectl_record")  # its access-log line

@@ -13,8 +13,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from routectl.runtime.keys import LOADED, RECORD, REQUEST_ID, RUNTIME
-from routectl.runtime.resolve import RoutingError
+from routectl.runtime.errors import RoutingError
+from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
 
 __all__ = ["envelope", "error_response"]
 
@@ -71,10 +71,10 @@ def _http_error(exc: web.HTTPException, max_body: int) -> RoutingError:
 async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Wrap a handler: ids and table headers on every response, errors as JSON, one log line."""
     rt = request.app[RUNTIME]
-    loaded = rt.loaded
+    served = rt.served
     rid = _request_id(request)
     rec: dict[str, Any] = {"request_id": rid, "method": request.method, "path": request.path}
-    request[LOADED] = loaded
+    request[SERVED] = served
     request[REQUEST_ID] = rid
     request[RECORD] = rec
     started = time.perf_counter()
@@ -103,7 +103,7 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             rec["error"] = "internal_error"
         if not resp.prepared:
             headers = resp.headers
-            headers["x-routectl-table"] = loaded.sha
+            headers["x-routectl-table"] = served.sha
             headers["x-request-id"] = rid
         return resp
     except (asyncio.CancelledError, ConnectionResetError):
@@ -118,6 +118,6 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
         log = rt.access_log
         if log.enabled:
             rec["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            rec["table"] = loaded.sha
+            rec["table"] = served.sha
             rec["ts"] = round(time.time(), 3)
             log.write(rec)

@@ -5,9 +5,9 @@ the runtime does. Two modes:
 
 - `commit=True` (the runtime): the strategy's choice is recorded in `RoutingState` (round-robin
   cursor advanced, smooth-WRR weights updated, least-used counter incremented).
-- `commit=False` ("peek", for explain/simulate): the same plan, and the state is left untouched
-  (`random` still draws from `state.rng`; pass a separate `random.Random` to keep a process's
-  sequence intact).
+- `commit=False` ("peek", for explain): the same plan, and the state is left untouched: no
+  cursor moves, no cache entry is added, no expired cooldown is pruned (`random` still draws from
+  `state.rng`; `review.explain.peek_state` gives it a copy of the generator).
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from routectl.runtime.resolve import (
-    Caller,
-    Route,
-    RouteMember,
-    RoutingError,
-    TableIndex,
-    index_of,
-)
+from routectl.runtime.auth import Caller
+from routectl.runtime.errors import RoutingError
+from routectl.runtime.index import TableIndex
+from routectl.runtime.routes import Route, RouteMember
 from routectl.runtime.state import RoutingState
 from routectl.runtime.strategies import STRATEGIES, Pool, Selection
-from routectl.table import Connection, RoutingTable
+from routectl.table import Connection
 
 __all__ = ["Candidate", "RequestFacts", "RoutePlan", "plan_request"]
 
@@ -147,8 +143,9 @@ class _Prepared(NamedTuple):
 _MAX_POOLS = 32
 
 
-class _RoutePrep:
-    """Everything about a (route, caller) pair that does not depend on time or request size."""
+class RoutePrep:
+    """Everything about a (route, caller) pair that does not depend on time or request size
+    (cached in `RoutingState.prepared`; built again when credentials change on reload)."""
 
     __slots__ = (
         "deployments",
@@ -179,20 +176,22 @@ class _RoutePrep:
         )
         self.pools: dict[tuple[int, ...], Pool] = {}
 
-    def pool_of(self, eligible: list[RouteMember]) -> Pool | None:
+    def pool_of(self, eligible: list[RouteMember], remember: bool) -> Pool | None:
         """The (cached) pool of an eligible subset: stable identity for a recurring subset."""
         if not eligible:
             return None
         positions = tuple(m.position for m in eligible)
         pool = self.pools.get(positions)
         if pool is None:
-            if len(self.pools) >= _MAX_POOLS:
-                self.pools.clear()
-            pool = self.pools[positions] = Pool(eligible)
+            pool = Pool(eligible)
+            if remember:
+                if len(self.pools) >= _MAX_POOLS:
+                    self.pools.clear()
+                self.pools[positions] = pool
         return pool
 
 
-def _prepare(index: TableIndex, state: RoutingState, route: Route, caller: Caller) -> _RoutePrep:
+def _prepare(index: TableIndex, state: RoutingState, route: Route, caller: Caller) -> RoutePrep:
     entries: list[_Prepared] = []
     unavailable = state.unavailable
     for m in route.members:
@@ -211,22 +210,31 @@ def _prepare(index: TableIndex, state: RoutingState, route: Route, caller: Calle
         if not usable:
             static = tuple(_exclusion(route.kind, m, conns, [unavailable[c.id] for c in conns]))
         entries.append(_Prepared(m, window, conns, usable, static))
-    return _RoutePrep(route, entries)
+    return RoutePrep(route, entries)
 
 
-def _prepared(table: RoutingTable, state: RoutingState, route: Route, caller: Caller) -> _RoutePrep:
-    if route.kind == "load_balancer":  # keyed by client input: not worth caching
-        return _prepare(index_of(table), state, route, caller)
-    key = (route.key, caller.owners)
-    prep: _RoutePrep | None = state.prepared.get(key)
-    # members, not the route: a request's retry/timeout override copies the route, not them
-    if prep is None or prep.members is not route.members:
-        prep = state.prepared[key] = _prepare(index_of(table), state, route, caller)
+def _prepared(
+    index: TableIndex, state: RoutingState, route: Route, caller: Caller, commit: bool
+) -> RoutePrep:
+    prep = _prepare(index, state, route, caller)
+    # load balancers are keyed by client input: not worth caching; a peek adds nothing to state
+    if commit and route.kind != "load_balancer":
+        state.prepared[(route.key, caller.owners)] = prep
     return prep
 
 
+def _cooling(state: RoutingState, prep: RoutePrep, now: float, commit: bool) -> bool:
+    """Whether some deployment of the route cools down now (a commit prunes expired cooldowns)."""
+    cooling = state.cooldowns
+    if not cooling or cooling.keys().isdisjoint(prep.deployments):
+        return False
+    if commit:
+        return state.prune_cooldowns(now) and not cooling.keys().isdisjoint(prep.deployments)
+    return any(cooling[key].until > now for key in prep.deployments if key in cooling)
+
+
 def _eligibility(
-    prep: _RoutePrep, state: RoutingState, need_tokens: int, now: float
+    prep: RoutePrep, state: RoutingState, need_tokens: int, now: float, commit: bool
 ) -> tuple[Pool | None, dict[int, tuple[Candidate, ...]], Sequence[str]]:
     """The slow path: some deployment of the route cools down, or the request is large."""
     excluded: list[str] = []
@@ -251,7 +259,7 @@ def _eligibility(
             continue
         eligible.append(m)
         usable[m.position] = live
-    return prep.pool_of(eligible), usable, excluded
+    return prep.pool_of(eligible, remember=commit), usable, excluded
 
 
 _WANTED = {
@@ -269,7 +277,7 @@ _FALLBACK_WANTS = (frozenset({"tools"}), frozenset({"vision"}))
 def _preferred(pool: Pool, wanted: frozenset[str]) -> tuple[Pool, tuple[RouteMember, ...]]:
     """Members with every wanted capability first (cached per pool); when none has them all,
     those with tools, else those with vision; all of them when none has any."""
-    split: tuple[Pool, tuple[RouteMember, ...]] | None = pool.extras.get(wanted)
+    split = pool.preferred.get(wanted)
     if split is None:
         split = (pool, ())
         for want in (wanted, *(w for w in _FALLBACK_WANTS if w < wanted)):
@@ -279,12 +287,12 @@ def _preferred(pool: Pool, wanted: frozenset[str]) -> tuple[Pool, tuple[RouteMem
                     rest = tuple(m for m in pool.members if not want <= m.capabilities)
                     split = (Pool(preferred), rest)
                 break
-        pool.extras[wanted] = split
+        pool.preferred[wanted] = split
     return split
 
 
 def plan_request(
-    table: RoutingTable,
+    index: TableIndex,
     state: RoutingState,
     caller: Caller,
     route: Route,
@@ -296,18 +304,13 @@ def plan_request(
     """Decide the ordered attempts of one request; with commit=False the state is not mutated."""
     if now is None:
         now = state.clock()
-    prep: _RoutePrep | None = state.prepared.get((route.key, caller.owners))
+    prep = state.prepared.get((route.key, caller.owners))
+    # members, not the route: a request's retry/timeout override copies the route, not them
     if prep is None or prep.members is not route.members:
-        prep = _prepared(table, state, route, caller)
+        prep = _prepared(index, state, route, caller, commit)
     need_tokens = facts.prompt_tokens + facts.max_output_tokens
-    cooling = state.cooldowns
-    if need_tokens > prep.min_window or (
-        cooling
-        and not cooling.keys().isdisjoint(prep.deployments)
-        and state.prune_cooldowns(now)
-        and not cooling.keys().isdisjoint(prep.deployments)
-    ):
-        pool, usable, excluded = _eligibility(prep, state, need_tokens, now)
+    if need_tokens > prep.min_window or _cooling(state, prep, now, commit):
+        pool, usable, excluded = _eligibility(prep, state, need_tokens, now, commit)
     else:  # the common case: the answer precomputed for this (route, caller)
         pool, usable, excluded = prep.pool, prep.usable, prep.excluded
 

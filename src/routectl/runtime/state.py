@@ -2,8 +2,9 @@
 
 Round-robin cursors, smooth-WRR current weights, least-used counters, per-deployment
 (connection, model) cooldowns and failure windows, latency moving averages, and which
-connections lack credentials. Nothing here is written to a database; a reload keeps the state
-of members and deployments that still exist (`carry_over`).
+connections lack credentials; and the two caches the planner keeps over them (`prepared`,
+`least_used_views`). Nothing here is written to a database; a reload keeps the state of members
+and deployments that still exist (`carry_over`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,23 @@ from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from routectl.table import RoutingTable
+from routectl.runtime.dialects import connection_problems
+from routectl.table import Defaults, RoutingTable
+
+if TYPE_CHECKING:
+    from routectl.runtime.plan import RoutePrep
+    from routectl.runtime.strategies import LeastUsedView
 
 __all__ = [
     "Clock",
     "Cooldown",
     "RoutingState",
-    "credential_problems",
     "format_time",
 ]
+
+_DEFAULTS = Defaults()
 
 Clock = Callable[[], float]
 FAILURE_WINDOW_S = 60.0
@@ -36,17 +43,6 @@ _MAX_LB_ROUTES = 10_000  # request-level load balancers are keyed by client inpu
 def format_time(ts: float) -> str:
     """Epoch seconds as an ISO-8601 UTC timestamp (what error reasons show)."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def credential_problems(table: RoutingTable, environ: Mapping[str, str]) -> dict[str, str]:
-    """Connection id -> why it is unavailable, for connections whose key env var is unset."""
-    problems: dict[str, str] = {}
-    for cid, c in table.connections.items():
-        if c.api != "echo" and c.api_key_env and not environ.get(c.api_key_env):
-            problems[cid] = f"credentials not set ({c.api_key_env})"
-        elif c.api == "openai" and not c.base_url:
-            problems[cid] = "no base_url"
-    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +68,8 @@ class RoutingState:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        cooldown_s: float = 30.0,
-        allowed_fails: int = 3,
+        cooldown_s: float = _DEFAULTS.cooldown_s,
+        allowed_fails: int = _DEFAULTS.allowed_fails,
     ) -> None:
         self.clock: Clock = clock or time.time
         self.rng = rng or random.Random()
@@ -98,11 +94,13 @@ class RoutingState:
         self.deployment_latency: dict[tuple[str, str], float] = {}
         # connection id -> why it is unavailable regardless of time (credentials)
         self.unavailable: dict[str, str] = {}
-        # plan's per-(route, caller) precomputation; depends on `unavailable`, so reset with it
-        self.prepared: dict[tuple[str, frozenset[str]], Any] = {}
-        # least_used's per-route list copies of `usage` values, aligned with the
-        # members they last decided among; valid only while they still mirror the same dict
-        self.mirrors: dict[str, Any] = {}
+        # caches (derived, rebuilt when missing):
+        # plan's per-(route key, caller owners) precomputation; depends on `unavailable`, so
+        # reset with it
+        self.prepared: dict[tuple[str, frozenset[str]], RoutePrep] = {}
+        # least_used's per-route sorted view of `usage`, for the pool it last decided among;
+        # valid only while it still mirrors the same counters dict
+        self.least_used_views: dict[str, LeastUsedView] = {}
 
     # ------------------------------------------------------------ table lifecycle
 
@@ -110,7 +108,7 @@ class RoutingState:
         """Adopt a table's defaults and read which connections lack credentials."""
         self.cooldown_s = table.defaults.cooldown_s
         self.allowed_fails = table.defaults.allowed_fails
-        self.unavailable = credential_problems(table, os.environ if environ is None else environ)
+        self.unavailable = connection_problems(table, os.environ if environ is None else environ)
         self.prepared = {}
 
     def carry_over(self, table: RoutingTable) -> None:
@@ -151,16 +149,12 @@ class RoutingState:
     # ------------------------------------------------------------ health
 
     def unavailable_reason(self, connection_id: str, model_id: str, now: float) -> str | None:
-        """Why this deployment cannot be tried now, or None when it can."""
+        """Why this deployment cannot be tried now, or None when it can (no mutation)."""
         why = self.unavailable.get(connection_id)
         if why is not None:
             return why
-        cd = self.cooldowns.get((connection_id, model_id))
-        if cd is not None:
-            if cd.until > now:
-                return cd.describe()
-            del self.cooldowns[(connection_id, model_id)]
-        return None
+        cd = self.cooldown_of(connection_id, model_id, now)
+        return cd.describe() if cd is not None else None
 
     def prune_cooldowns(self, now: float) -> bool:
         """Forget expired cooldowns; True when some deployment still cools down."""
@@ -199,6 +193,24 @@ class RoutingState:
             cd = Cooldown(now + self.cooldown_s, "failures")
             self.cooldowns[key] = cd
             return cd
+        return None
+
+    def book_failure(
+        self,
+        connection_id: str,
+        model_id: str,
+        status: int | None,
+        retry_after_s: float | None,
+        now: float,
+    ) -> Cooldown | None:
+        """One failed attempt on a deployment, booked as the SPEC's health rules say; the cooldown
+        it opened, if any. A 429 cools down for Retry-After (or cooldown_s); a 5xx or a transport
+        failure (`status` None) counts towards `allowed_fails`; other statuses are the request's
+        fault, not the deployment's. The runtime's upstream walk and `routectl simulate` call this."""
+        if status == 429:
+            return self.record_rate_limit(connection_id, model_id, retry_after_s, now)
+        if status is None or status >= 500:
+            return self.record_failure(connection_id, model_id, now)
         return None
 
     def recent_failures(self, connection_id: str, model_id: str, now: float) -> int:

@@ -15,15 +15,17 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from operator import add, itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from routectl.runtime.resolve import Route, RouteMember
+from routectl.runtime.routes import Route, RouteMember
 from routectl.runtime.state import RoutingState
 
 __all__ = [
     "STRATEGIES",
+    "LeastUsedView",
     "Pool",
     "Selection",
+    "SmoothWeights",
     "Strategy",
     "get_strategy",
 ]
@@ -43,16 +45,17 @@ class Pool:
         "_orders",
         "by_weight",
         "cost_order",
-        "extras",
         "identity",
         "key_index",
         "keys",
         "keyset",
+        "latency_view",
         "members",
         "minus_ones",
         "model_ids",
         "n",
         "positions",
+        "preferred",
         "tie_order",
         "tie_rank",
         "total",
@@ -84,7 +87,10 @@ class Pool:
         self.cost_order = tuple(sorted(range(n), key=costs.__getitem__))
         self.by_weight = sorted(range(n), key=lambda i: -self.weights[i])
         self._orders: dict[tuple[str, int], tuple[int, ...]] = {}
-        self.extras: dict[Any, Any] = {}  # the planner's per-pool cache (capability splits)
+        # memos of this pool's derived data, filled on first use:
+        # wanted capabilities -> (the pool of members having them, the others); see plan.py
+        self.preferred: dict[frozenset[str], tuple[Pool, tuple[RouteMember, ...]]] = {}
+        self.latency_view: _Latencies | None = None  # latency_optimized's view
 
     def order(self, kind: str, first: int) -> tuple[int, ...]:
         """`first`, then the rest in a per-kind order; cached for small pools."""
@@ -121,45 +127,46 @@ class SmoothWeights(MutableMapping[str, int]):
     Reads as an ordinary mapping (reload carry-over, tests, debugging).
     """
 
-    __slots__ = ("index", "keys_", "rest", "values_")
+    __slots__ = ("aligned_keys", "aligned_values", "key_positions", "rest")
 
     def __init__(
-        self, keys: list[str], index: dict[str, int], values: list[int], rest: dict[str, int]
+        self, keys: list[str], positions: dict[str, int], values: list[int], rest: dict[str, int]
     ) -> None:
-        self.keys_ = keys  # the pool's key list (identity tells a decision it is aligned)
-        self.index = index  # key -> position in keys_
-        self.values_ = values
+        # the pool's key list (identity tells a decision it is aligned) and the values in its order
+        self.aligned_keys = keys
+        self.key_positions = positions  # key -> position in aligned_keys
+        self.aligned_values = values
         self.rest = rest  # members outside the pool (not eligible at the last decision)
 
     def __getitem__(self, key: str) -> int:
-        i = self.index.get(key)
-        return self.rest[key] if i is None else self.values_[i]
+        i = self.key_positions.get(key)
+        return self.rest[key] if i is None else self.aligned_values[i]
 
     def __setitem__(self, key: str, value: int) -> None:
-        i = self.index.get(key)
+        i = self.key_positions.get(key)
         if i is None:
             self.rest[key] = value
         else:
-            self.values_[i] = value
+            self.aligned_values[i] = value
 
     def __delitem__(self, key: str) -> None:
-        if key in self.index:  # leave the aligned form: everything goes to `rest`
-            self.rest.update(zip(self.keys_, self.values_, strict=True))
-            self.keys_, self.index, self.values_ = [], {}, []
+        if key in self.key_positions:  # leave the aligned form: everything goes to `rest`
+            self.rest.update(zip(self.aligned_keys, self.aligned_values, strict=True))
+            self.aligned_keys, self.key_positions, self.aligned_values = [], {}, []
         del self.rest[key]
 
     def __iter__(self) -> Iterator[str]:
-        yield from self.keys_
+        yield from self.aligned_keys
         yield from self.rest
 
     def __len__(self) -> int:
-        return len(self.keys_) + len(self.rest)
+        return len(self.aligned_keys) + len(self.rest)
 
     def __repr__(self) -> str:
         return f"SmoothWeights({dict(self)!r})"
 
 
-class _Counts:
+class LeastUsedView:
     """least_used's view of a route's counters for one pool: kept sorted, updated by each commit.
 
     `order` lists the pool's members by (count, tie-break rank), `keys` holds the matching
@@ -190,16 +197,16 @@ class _Counts:
         self.alts.insert(at, {"model": self.pool.model_ids[best], "usage": value})
 
 
-_MAX_MIRRORS = 10_000  # routes keyed by client input (load balancers) must not grow this forever
+_MAX_VIEWS = 10_000  # routes keyed by client input (load balancers) must not grow this forever
 
 
-def _counts_of(
+def _view_of(
     state: RoutingState, route: Route, source: dict[str, int] | None, pool: Pool
-) -> _Counts | None:
+) -> LeastUsedView | None:
     """The route's sorted counters when they still mirror `source` for this pool's members."""
-    mirror: _Counts | None = state.mirrors.get(route.key)
-    if mirror is not None and mirror.source is source and mirror.pool is pool:
-        return mirror
+    view = state.least_used_views.get(route.key)
+    if view is not None and view.source is source and view.pool is pool:
+        return view
     return None
 
 
@@ -207,23 +214,52 @@ class Selection:
     """A strategy's order over the eligible members (indices, first = the choice)."""
 
     # a plain slotted class: one is made per decision, and a dataclass __init__ costs more
-    __slots__ = ("info", "order", "scratch")
+    __slots__ = ("info", "order")
 
-    def __init__(
-        self, order: Sequence[int], info: dict[str, Any] | None = None, scratch: Any = None
-    ) -> None:
+    def __init__(self, order: Sequence[int], info: dict[str, Any] | None = None) -> None:
         self.order = order
         self.info: dict[str, Any] = {} if info is None else info  # extra response fields
-        self.scratch = scratch  # what commit needs from select (private to the strategy)
 
     def __repr__(self) -> str:
         return f"Selection(order={list(self.order)!r}, info={self.info!r})"
+
+
+class _WeightedSelection(Selection):
+    """Weighted's choice and the current weights its commit stores."""
+
+    __slots__ = ("tentative",)
+
+    def __init__(self, order: Sequence[int], tentative: list[int]) -> None:
+        super().__init__(order)
+        self.tentative = tentative  # every member's weight plus its current value
+
+
+class _LeastUsedSelection(Selection):
+    """least_used's choice and what its commit needs: the effective counts and the view used."""
+
+    __slots__ = ("bumped", "usage", "view")
+
+    def __init__(
+        self,
+        order: Sequence[int],
+        info: dict[str, Any],
+        usage: list[int],
+        bumped: bool,
+        view: LeastUsedView | None,
+    ) -> None:
+        super().__init__(order, info)
+        self.usage = usage  # effective counts per pool member (late joiners raised)
+        self.bumped = bumped  # some late joiner was raised to its peers' floor
+        self.view = view
 
 
 class Strategy(Protocol):
     """Orders eligible members (pure given the state) and commits the choice."""
 
     name: str
+    spreads: (
+        bool  # spreads traffic over its members (review's expected shares), vs. one first choice
+    )
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Order the pool's members; must not mutate `state` (it may draw from `state.rng`)."""
@@ -238,6 +274,7 @@ class Priority:
     """Highest priority first (the table's member order); the next only when one fails or is unavailable."""
 
     name = "priority"
+    spreads = False
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Keep the member order."""
@@ -251,6 +288,7 @@ class RoundRobin:
     """Cycle through the members in order, one cursor per route; unavailable members are skipped."""
 
     name = "round_robin"
+    spreads = True
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Start at the first eligible member after the last one chosen."""
@@ -271,6 +309,7 @@ class RandomChoice:
     """Uniform among the eligible members (from the injected `state.rng`)."""
 
     name = "random"
+    spreads = True
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Draw one; the others follow in member order as fallbacks."""
@@ -284,26 +323,27 @@ class Weighted:
     """Smooth weighted round robin (nginx) on integer weights: the split is exact in every window."""
 
     name = "weighted"
+    spreads = True
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Add each weight to its current value; the largest wins (ties: member order)."""
         current = state.wrr_current.get(route.key)
         if not current:
             tentative = pool.weights.copy()
-        elif type(current) is SmoothWeights and current.keys_ is pool.keys:
-            tentative = list(map(add, current.values_, pool.weights))
+        elif type(current) is SmoothWeights and current.aligned_keys is pool.keys:
+            tentative = list(map(add, current.aligned_values, pool.weights))
         else:
             tentative = list(map(add, _values(current, pool), pool.weights))
         best = tentative.index(max(tentative))  # first of equals wins
-        return Selection(pool.order("weight", best), None, tentative)
+        return _WeightedSelection(pool.order("weight", best), tentative)
 
     def commit(self, route: Route, pool: Pool, selection: Selection, state: RoutingState) -> None:
         """Store the new current weights and take the total off the winner."""
-        values: list[int] = selection.scratch  # this decision's own list: free to keep
+        values = cast(_WeightedSelection, selection).tentative  # this decision's own list
         values[selection.order[0]] -= pool.total
         current = state.wrr_current.get(route.key)
-        if type(current) is SmoothWeights and current.keys_ is pool.keys:
-            current.values_ = values
+        if type(current) is SmoothWeights and current.aligned_keys is pool.keys:
+            current.aligned_values = values
             return
         current = state.wrr_of(route.key)  # created on first use (bounded for lb routes)
         index = pool.key_index
@@ -320,15 +360,18 @@ class LeastUsed:
     """
 
     name = "least_used"
+    spreads = True
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Order by effective usage count."""
         counts = state.usage.get(route.key)
-        mirror = _counts_of(state, route, counts, pool) if counts else None
-        if mirror is not None:
-            usage = mirror.values
+        view = _view_of(state, route, counts, pool) if counts else None
+        if view is not None:
+            usage = view.values
+        elif counts:
+            usage = _values(counts, pool)
         else:
-            usage = _values(counts, pool) if counts else pool.zeros
+            usage = pool.zeros
         keys = pool.keys
         bumped = False
         seen = state.usage_seen.get(route.key)
@@ -343,20 +386,21 @@ class LeastUsed:
                     u if k in known or u >= floor else floor
                     for k, u in zip(keys, usage, strict=True)
                 ]
-        if mirror is not None and not bumped:
-            order: Sequence[int] = tuple(mirror.order)  # a snapshot: the mirror moves on
-            alternatives = mirror.alts[1:]
+        if view is not None and not bumped:
+            order: Sequence[int] = tuple(view.order)  # a snapshot: the view moves on
+            alternatives = view.alts[1:]
         else:
             # tie_order is sorted by the tie-break; a stable sort by usage keeps it among equals
             order = sorted(pool.tie_order, key=usage.__getitem__)
             models = pool.model_ids
             alternatives = [{"model": models[i], "usage": usage[i]} for i in order[1:]]
         info = {"_usage_at_selection": usage[order[0]], "_model_alternatives": alternatives}
-        return Selection(order, info, (usage, bumped, mirror))
+        return _LeastUsedSelection(order, info, usage, bumped, view)
 
     def commit(self, route: Route, pool: Pool, selection: Selection, state: RoutingState) -> None:
         """Store the effective counts, count the chosen one, remember who was eligible."""
-        usage, bumped, mirror = selection.scratch
+        chosen_by = cast(_LeastUsedSelection, selection)
+        usage, bumped, view = chosen_by.usage, chosen_by.bumped, chosen_by.view
         counts = state.usage.get(route.key)
         if counts is None:
             counts = state.usage[route.key] = {}
@@ -365,14 +409,15 @@ class LeastUsed:
         best = selection.order[0]
         chosen = pool.keys[best]
         count = counts[chosen] = counts.get(chosen, 0) + 1
-        if mirror is not None and not bumped:
-            mirror.count(best, count)
+        if view is not None and not bumped:
+            view.count(best, count)
         else:
             values = list(usage)  # counts of every member (0 when never chosen), and this one
             values[best] = count
-            if route.key not in state.mirrors and len(state.mirrors) >= _MAX_MIRRORS:
-                state.mirrors.clear()
-            state.mirrors[route.key] = _Counts(counts, pool, values)
+            views = state.least_used_views
+            if route.key not in views and len(views) >= _MAX_VIEWS:
+                views.clear()
+            views[route.key] = LeastUsedView(counts, pool, values)
         seen = state.usage_seen.get(route.key)
         if seen is None or seen[0] is not pool.members:
             state.usage_seen[route.key] = (pool.members, pool.keyset)
@@ -382,6 +427,7 @@ class CostOptimized:
     """Cheapest first by input_per_mtok + output_per_mtok; ties by member order."""
 
     name = "cost_optimized"
+    spreads = False
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """The pool's cost order (computed once per pool)."""
@@ -418,17 +464,18 @@ class LatencyOptimized:
     """Lowest moving-average upstream latency first; members not yet measured are tried first."""
 
     name = "latency_optimized"
+    spreads = False
 
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Unmeasured (member order), then measured by moving average (ties: member order)."""
         latency = state.latency
-        view: _Latencies | None = pool.extras.get(_Latencies)
+        view = pool.latency_view
         if view is None or any(map(latency.__contains__, view.unmeasured_ids)):
-            view = pool.extras[_Latencies] = _Latencies(pool, latency)
+            view = pool.latency_view = _Latencies(pool, latency)
         try:
             values = view.read(latency)
         except KeyError:  # a reload forgot a model's average: it is unmeasured again
-            view = pool.extras[_Latencies] = _Latencies(pool, latency)
+            view = pool.latency_view = _Latencies(pool, latency)
             values = view.read(latency)
         if values != view.values:  # re-sort only when some average moved
             by_latency = sorted(range(len(values)), key=values.__getitem__)  # stable

@@ -1,10 +1,11 @@
-"""Forwarding a planned request upstream: attempts with fallback, streaming, failure classification.
+"""Forwarding a planned request upstream: the walk over candidates, failure policy, the answer.
 
 Retryable vs final: a status listed in the route's `fallback_on` (as a string), `timeout` or
 `connect_error` moves on to the next candidate, but only before the first byte reached the client.
-A 429 cools the deployment down for Retry-After seconds (or cooldown_s); `allowed_fails` other
-failures (5xx, timeouts, connection errors) within 60 s cool it for cooldown_s. Any other
-upstream error goes back to the client as it came.
+Health is booked by `RoutingState.book_failure` (429: cooldown for Retry-After; `allowed_fails`
+5xx or transport failures within 60 s: cooldown_s). Any other upstream error goes back to the
+client as it came. How to talk to each upstream is its dialect's business (`runtime/dialects/`);
+how to answer the client is its format's (`runtime/ingress/`).
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from routectl.runtime.anthropic import StreamTranslator, from_anthropic, to_anthropic
-from routectl.runtime.echo import echo_completion, echo_events
+from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
+from routectl.runtime.errors import RoutingError
 from routectl.runtime.plan import Candidate, RoutePlan
-from routectl.runtime.request import ChatRequest
-from routectl.runtime.resolve import Route, RoutingError
-from routectl.runtime.service import Loaded, Runtime
+from routectl.runtime.request import Call
+from routectl.runtime.routes import Route
+from routectl.runtime.served import Runtime, ServedTable
 
 __all__ = ["forward", "routing_fields"]
 
 _JSON = "application/json"
+_SSE = "text/event-stream"
 
 
 class _EventStream(web.StreamResponse):
@@ -116,27 +118,13 @@ def _usage_of_used(info: dict[str, Any], first: str, used: str) -> dict[str, Any
 
 
 def _chosen_headers(
-    loaded: Loaded, rid: str, cand: Candidate, content_type: str = _JSON
+    served: ServedTable, rid: str, cand: Candidate, content_type: str = _JSON
 ) -> CIMultiDict[str]:
-    headers = CIMultiDict(loaded.chosen_headers(cand.connection_id, cand.model_id))
+    headers = CIMultiDict(served.chosen_headers(cand.connection_id, cand.model_id))
     headers["x-request-id"] = rid
     if content_type != _JSON:
         headers["Content-Type"] = content_type
     return headers
-
-
-# one ClientTimeout per distinct timeout, not one per request
-_TIMEOUTS: dict[int, aiohttp.ClientTimeout] = {}
-
-
-def _timeout(ms: int) -> aiohttp.ClientTimeout:
-    found = _TIMEOUTS.get(ms)
-    if found is None:
-        seconds = ms / 1000
-        found = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
-        if len(_TIMEOUTS) < 1024:  # request-level timeouts come from clients: stay bounded
-            _TIMEOUTS[ms] = found
-    return found
 
 
 def _note_usage(rec: dict[str, Any], cand: Candidate, usage: Any) -> None:
@@ -152,6 +140,30 @@ def _note_usage(rec: dict[str, Any], cand: Candidate, usage: Any) -> None:
             rec["cost"] = round((p * info.input_per_mtok + c * info.output_per_mtok) / 1e6, 8)
 
 
+class _Chain:
+    """Two stream translators one after the other (upstream -> OpenAI chunks -> client format)."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: ChunkTranslator, second: ChunkTranslator) -> None:
+        self.first = first
+        self.second = second
+
+    @property
+    def error(self) -> str | None:
+        return self.first.error or self.second.error
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        return self.first.usage
+
+    def feed(self, data: bytes) -> bytes:
+        return self.second.feed(self.first.feed(data))
+
+    def close(self) -> bytes:
+        return self.second.feed(self.first.close()) + self.second.close()
+
+
 class _Forwarder:
     """One request's walk down its candidates."""
 
@@ -159,18 +171,18 @@ class _Forwarder:
         self,
         request: web.Request,
         rt: Runtime,
-        loaded: Loaded,
+        served: ServedTable,
         plan: RoutePlan,
-        chat: ChatRequest,
+        call: Call,
         rid: str,
         rec: dict[str, Any],
     ) -> None:
         self.request = request
         self.rt = rt
-        self.loaded = loaded
+        self.served = served
         self.plan = plan
         self.route = plan.route
-        self.chat = chat
+        self.call = call
         self.rid = rid
         self.rec = rec
         self.attempts: list[dict[str, Any]] = []
@@ -185,11 +197,9 @@ class _Forwarder:
             rec["connection"] = cand.connection_id
             rec["attempts"] = len(self.attempts) + 1
             try:
-                if cand.connection.api == "echo":
-                    return await self._echo(cand, first, reason)
-                return await self._openai(cand, first, reason)
+                return await self._attempt(cand, first, reason)
             except _Failure as failure:
-                self._record(cand, failure)
+                self._book(cand, failure)
                 if failure.kind not in self.route.fallback_on:
                     return self._final(cand, failure)
                 if reason is None:  # `_fallback_reason` says why the first choice was dropped
@@ -205,7 +215,7 @@ class _Forwarder:
 
     # ---------------------------------------------------------------- health bookkeeping
 
-    def _record(self, cand: Candidate, failure: _Failure) -> None:
+    def _book(self, cand: Candidate, failure: _Failure) -> None:
         attempt: dict[str, Any] = {"model": cand.model_id, "connection": cand.connection_id}
         if failure.status is not None:
             attempt["status"] = failure.status
@@ -213,16 +223,13 @@ class _Forwarder:
             attempt["error"] = failure.kind
         self.attempts.append(attempt)
         state = self.rt.state
-        now = state.clock()
-        if failure.kind == "429":
-            state.record_rate_limit(cand.connection_id, cand.model_id, failure.retry_after, now)
+        cooldown = state.book_failure(
+            cand.connection_id, cand.model_id, failure.status, failure.retry_after, state.clock()
+        )
+        if cooldown is not None:
             self.rt.metrics.cooldowns.labels(
-                cand.connection_id, cand.model_id, "rate_limited"
+                cand.connection_id, cand.model_id, cooldown.reason
             ).inc()
-        elif (failure.status is None or failure.status >= 500) and state.record_failure(
-            cand.connection_id, cand.model_id, now
-        ) is not None:
-            self.rt.metrics.cooldowns.labels(cand.connection_id, cand.model_id, "failures").inc()
 
     def _final(self, cand: Candidate, failure: _Failure) -> web.StreamResponse:
         if failure.status is None:  # a transport failure not in fallback_on
@@ -236,84 +243,65 @@ class _Forwarder:
         return web.Response(
             status=failure.status,
             body=failure.body,
-            headers=_chosen_headers(self.loaded, self.rid, cand, ctype),
+            headers=_chosen_headers(self.served, self.rid, cand, ctype),
         )
 
-    # ---------------------------------------------------------------- dialects
+    # ---------------------------------------------------------------- one attempt
 
-    async def _echo(
-        self, cand: Candidate, first: Candidate, reason: str | None
-    ) -> web.StreamResponse:
-        chat = self.chat
-        created = int(time.time())
-        cid = "chatcmpl-" + self.rid
-        tokens = chat.facts.prompt_tokens
-        headers = _chosen_headers(self.loaded, self.rid, cand)
-        if chat.stream:
-            events, usage = echo_events(chat.body, cand.model_id, tokens, cid, created)
-            out = _EventStream(headers=headers)
-            out.content_type = "text/event-stream"
-            out.headers["Cache-Control"] = "no-cache"
-            await out.prepare(self.request)
-            try:
-                for event in events:
-                    await out.write(event)
-                await out.write_eof()
-            except ConnectionResetError:
-                self.rec["status"] = 499  # the client went away: end quietly
-                return out
-            _note_usage(self.rec, cand, usage)
-            return out
-        data = echo_completion(chat.body, cand.model_id, tokens, cid, created)
-        data.update(routing_fields(self.route, self.plan, cand, first, reason, self.loaded.sha))
-        _note_usage(self.rec, cand, data["usage"])
-        return web.Response(body=orjson.dumps(data), headers=headers)
-
-    async def _openai(
+    async def _attempt(
         self, cand: Candidate, first: Candidate, reason: str | None
     ) -> web.StreamResponse:
         session = self.rt.session
         assert session is not None, "the app's ClientSession is opened in cleanup_ctx"
-        body = self.chat.body
-        anthropic = cand.connection.api == "anthropic"
-        if anthropic:
-            info = cand.member.info
-            limit = info.max_output_tokens if info is not None else None
-            payload = orjson.dumps(to_anthropic(body, cand.upstream_model, limit))
-        else:
-            body["model"] = cand.upstream_model
-            payload = orjson.dumps(body)
+        call = self.call
+        served = self.served
+        dialect = served.dialects[cand.connection_id]
+        native = dialect.native == call.format.name
+        attempt = Attempt(
+            call.body if native else call.chat_body(),
+            native,
+            call.stream,
+            cand.model_id,
+            cand.upstream_model,
+            cand.member.info,
+            self.rid,
+            call.facts.prompt_tokens,
+        )
         started = time.perf_counter()
         try:
-            resp = await session.post(
-                self.loaded.urls[cand.connection_id],
-                data=payload,
-                headers=self.loaded.headers[cand.connection_id],
-                timeout=_timeout(self.route.timeout_ms),
+            reply = await dialect.send(
+                session,
+                served.endpoints[cand.connection_id],
+                attempt,
+                served.timeout(self.route.timeout_ms),
             )
         except TimeoutError:
             raise _Failure("timeout") from None
         except aiohttp.ClientError:
             raise _Failure("connect_error") from None
         try:
-            if resp.status >= 400:
+            if reply.status >= 400:
                 try:
-                    raw = await resp.read()
+                    raw = await reply.read()
                 except TimeoutError:
                     raise _Failure("timeout") from None
                 except aiohttp.ClientError:
                     raw = b""
                 raise _Failure(
-                    str(resp.status),
-                    resp.status,
+                    str(reply.status),
+                    reply.status,
                     raw,
-                    resp.headers.get("Content-Type", _JSON),
-                    _retry_after(resp.headers.get("Retry-After")),
+                    reply.headers.get("Content-Type", _JSON),
+                    _retry_after(reply.headers.get("Retry-After")),
                 )
-            if self.chat.stream:
-                return await self._stream(cand, resp, started, anthropic)
+            if call.stream:
+                translate = None
+                if not native:
+                    upstream = dialect.translator(attempt, call.include_usage)
+                    translate = self._translator(cand, upstream)
+                return await self._stream(cand, reply, started, translate)
             try:
-                raw = await resp.read()
+                raw = await reply.read()
             except TimeoutError:
                 raise _Failure("timeout") from None
             except aiohttp.ClientError:
@@ -324,37 +312,45 @@ class _Forwarder:
             except orjson.JSONDecodeError:
                 data = None
             if not isinstance(data, dict):  # not JSON: pass it on untouched
-                ctype = resp.headers.get("Content-Type", _JSON).split(";")[0] or _JSON
+                ctype = reply.headers.get("Content-Type", _JSON).split(";")[0] or _JSON
                 return web.Response(
-                    status=resp.status,
+                    status=reply.status,
                     body=raw,
-                    headers=_chosen_headers(self.loaded, self.rid, cand, ctype),
+                    headers=_chosen_headers(served, self.rid, cand, ctype),
                 )
-            if anthropic:
-                data = from_anthropic(data, cand.model_id, int(time.time()))
-            data["model"] = cand.model_id
-            data.update(routing_fields(self.route, self.plan, cand, first, reason, self.loaded.sha))
-            _note_usage(self.rec, cand, data.get("usage"))
+            fmt = call.format
+            if not native:
+                data = fmt.answer(dialect.decode(data, attempt))
+            fmt.stamp(
+                data,
+                cand.model_id,
+                routing_fields(self.route, self.plan, cand, first, reason, served.sha),
+            )
+            _note_usage(self.rec, cand, fmt.usage(data))
             # the prebuilt headers as they are; the envelope adds x-request-id (one header copy)
             return web.Response(
-                status=resp.status,
+                status=reply.status,
                 body=orjson.dumps(data),
-                headers=self.loaded.chosen_headers(cand.connection_id, cand.model_id),
+                headers=served.chosen_headers(cand.connection_id, cand.model_id),
             )
         finally:
-            resp.release()
+            reply.release()
+
+    def _translator(
+        self, cand: Candidate, upstream: ChunkTranslator | None
+    ) -> ChunkTranslator | None:
+        """The stream translation when the upstream does not speak the client's format."""
+        client = self.call.format.stream(cand.model_id)
+        if upstream is None or client is None:
+            return upstream or client
+        return _Chain(upstream, client)
 
     def _measured(self, cand: Candidate, seconds: float) -> None:
         self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
         self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
 
-    def _translator(self, cand: Candidate) -> StreamTranslator:
-        options = self.chat.body.get("stream_options")
-        usage = isinstance(options, dict) and options.get("include_usage") is True
-        return StreamTranslator(cand.model_id, int(time.time()), usage)
-
     async def _translated_end(
-        self, cand: Candidate, out: web.StreamResponse, translate: StreamTranslator
+        self, cand: Candidate, out: web.StreamResponse, translate: ChunkTranslator
     ) -> None:
         tail = translate.close()
         if tail:
@@ -364,9 +360,13 @@ class _Forwarder:
         _note_usage(self.rec, cand, translate.usage)
 
     async def _stream(
-        self, cand: Candidate, resp: aiohttp.ClientResponse, started: float, anthropic: bool
+        self,
+        cand: Candidate,
+        reply: Reply,
+        started: float,
+        translate: ChunkTranslator | None,
     ) -> web.StreamResponse:
-        content = resp.content
+        content = reply.content
         # wait for the first bytes before answering: until then a failure can still fall back
         try:
             chunk = await content.readany()
@@ -377,15 +377,12 @@ class _Forwarder:
         if not chunk:
             raise _Failure("connect_error")
         self._measured(cand, time.perf_counter() - started)
-        translate = self._translator(cand) if anthropic else None
         ctype = (
-            "text/event-stream"
-            if translate is not None
-            else resp.headers.get("Content-Type", "text/event-stream").split(";")[0]
+            _SSE if translate is not None else reply.headers.get("Content-Type", _SSE).split(";")[0]
         )
-        headers = _chosen_headers(self.loaded, self.rid, cand, ctype or "text/event-stream")
+        headers = _chosen_headers(self.served, self.rid, cand, ctype or _SSE)
         headers["Cache-Control"] = "no-cache"
-        out = _EventStream(status=resp.status, headers=headers)
+        out = _EventStream(status=reply.status, headers=headers)
         await out.prepare(self.request)
         try:
             while chunk:
@@ -398,18 +395,18 @@ class _Forwarder:
                 await self._translated_end(cand, out, translate)
         except asyncio.CancelledError:
             self.rec["status"] = 499  # the client went away: closing cancels the upstream request
-            resp.close()
+            reply.close()
             raise
         except ConnectionResetError:
             # the client went away mid-stream: cancel the upstream request and end quietly (a
             # raise would have aiohttp log a traceback for every disconnecting client)
             self.rec["status"] = 499
-            resp.close()
+            reply.close()
             return out
         except (TimeoutError, aiohttp.ClientError) as exc:
             # past the first byte there is no fallback: tell the client in-band and end the stream
             failure = _Failure("timeout" if isinstance(exc, TimeoutError) else "connect_error")
-            self._record(cand, failure)
+            self._book(cand, failure)
             error = {
                 "error": {"code": "upstream_error", "message": f"upstream stream {failure.kind}"}
             }
@@ -428,9 +425,9 @@ class _Forwarder:
 def forward(
     request: web.Request,
     rt: Runtime,
-    loaded: Loaded,
+    served: ServedTable,
     plan: RoutePlan,
-    chat: ChatRequest,
+    call: Call,
     rid: str,
     rec: dict[str, Any],
 ) -> Coroutine[Any, Any, web.StreamResponse]:
@@ -438,4 +435,4 @@ def forward(
 
     Returns the walk's coroutine itself rather than awaiting it: one frame less for the event
     loop to step through each time the upstream call resumes."""
-    return _Forwarder(request, rt, loaded, plan, chat, rid, rec).run()
+    return _Forwarder(request, rt, served, plan, call, rid, rec).run()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from routectl.runtime.resolve import Caller, TableIndex, visible_collections
+from routectl.runtime.access import visible_collections
+from routectl.runtime.auth import Caller
+from routectl.runtime.index import TableIndex
 from routectl.runtime.state import RoutingState
 from routectl.table import Collection
 

@@ -1,52 +1,88 @@
-"""Runtime: the table being served (swapped atomically on reload), the routing state and metrics."""
+"""ServedTable: one table and everything derived from it once at load; Runtime: what handlers reach.
+
+A reload builds a new ServedTable and swaps it in with one assignment, so requests in flight keep
+the table (and its index, endpoints and caches) they started with.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from routectl.runtime.accesslog import AccessLog
-from routectl.runtime.anthropic import endpoint as anthropic_endpoint
+from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint
+from routectl.runtime.index import TableIndex
 from routectl.runtime.metrics import Metrics
-from routectl.runtime.resolve import TableIndex, index_of
+from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
 from routectl.runtime.state import RoutingState
 from routectl.table import RoutingTable, TableError, load_table
 
-__all__ = ["Loaded", "Runtime"]
+__all__ = ["Runtime", "ServedTable"]
 
 log = logging.getLogger("routectl.runtime")
 
-
-# Sent on every upstream request. Naming them here (instead of letting aiohttp add its defaults,
-# or skipping them with skip_auto_headers, which copies and sorts headers per request) keeps the
-# client on its fast path; identity encoding because the client does not decompress.
-_UPSTREAM_DEFAULTS = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": "routectl"}
+# request-level timeouts come from clients: their ClientTimeouts are built per request beyond this
+_MAX_TIMEOUTS = 1024
 
 
-def _request_headers(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
-    return CIMultiDictProxy(CIMultiDict({**_UPSTREAM_DEFAULTS, **headers}))
+def _timeout(ms: int) -> aiohttp.ClientTimeout:
+    seconds = ms / 1000
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """One table and what is derived from it once: index, upstream URLs, auth headers."""
+class ServedTable:
+    """A table as served: its index, each connection's dialect and endpoint, and answer caches.
 
-    table: RoutingTable
-    index: TableIndex
-    sha: str
-    urls: dict[str, URL]  # connection id -> chat completions (or Anthropic messages) URL
-    # connection id -> request headers (the key lives only here)
-    headers: dict[str, CIMultiDictProxy[str]]
-    models_payload: dict[str, bytes] = field(default_factory=dict)  # caller -> /v1/models body
-    # (connection id, model id) -> the headers of a chosen model's JSON answer, built once
-    answer_headers: dict[tuple[str, str], CIMultiDictProxy[str]] = field(default_factory=dict)
+    Caches (filled on first use, dropped with the table on reload):
+    `models_bodies` (caller handle -> the /v1/models body), `answer_headers` ((connection, model)
+    -> the headers of a chosen model's answer), `timeouts` (ms -> aiohttp.ClientTimeout).
+    """
+
+    __slots__ = (
+        "answer_headers",
+        "dialects",
+        "endpoints",
+        "index",
+        "models_bodies",
+        "sha",
+        "table",
+        "timeouts",
+    )
+
+    def __init__(self, table: RoutingTable, environ: Mapping[str, str]) -> None:
+        self.table = table
+        self.index = TableIndex(table)
+        self.sha = table.sha256
+        # connection id -> its dialect and endpoint (URL and headers with the key: only here)
+        self.dialects: dict[str, Dialect] = {}
+        self.endpoints: dict[str, Endpoint | None] = {}
+        for cid, c in table.connections.items():
+            dialect = self.dialects[cid] = DIALECTS[c.api]
+            self.endpoints[cid] = dialect.endpoint(c, environ)
+        self.models_bodies: dict[str, bytes] = {}
+        self.answer_headers: dict[tuple[str, str], CIMultiDictProxy[str]] = {}
+        # the table's own timeouts, built once; request overrides add up to _MAX_TIMEOUTS
+        self.timeouts: dict[int, aiohttp.ClientTimeout] = {
+            ms: _timeout(ms)
+            for ms in {
+                table.defaults.timeout_ms,
+                *(c.timeout_ms for c in table.collections.values()),
+            }
+        }
+
+    def timeout(self, ms: int) -> aiohttp.ClientTimeout:
+        """The upstream timeout of `ms` milliseconds (connect and each read)."""
+        found = self.timeouts.get(ms)
+        if found is None:
+            found = _timeout(ms)
+            if len(self.timeouts) < _MAX_TIMEOUTS:
+                self.timeouts[ms] = found
+        return found
 
     def chosen_headers(self, connection_id: str, model_id: str) -> CIMultiDictProxy[str]:
         """The table, selected-model, connection and JSON content-type headers of an answer."""
@@ -66,26 +102,6 @@ class Loaded:
         return found
 
 
-def _load(table: RoutingTable, environ: Mapping[str, str]) -> Loaded:
-    urls: dict[str, URL] = {}
-    headers: dict[str, CIMultiDictProxy[str]] = {}
-    for cid, c in table.connections.items():
-        if c.api == "anthropic":
-            key = environ.get(c.api_key_env) if c.api_key_env else None
-            url, h = anthropic_endpoint(c.base_url, key)
-            urls[cid], headers[cid] = URL(url), _request_headers(h)
-            continue
-        if c.api != "openai" or not c.base_url:
-            continue
-        urls[cid] = URL(c.base_url.rstrip("/") + "/chat/completions")
-        h = {"Content-Type": "application/json"}
-        key = environ.get(c.api_key_env) if c.api_key_env else None
-        if key:
-            h["Authorization"] = f"Bearer {key}"
-        headers[cid] = _request_headers(h)
-    return Loaded(table, index_of(table), table.sha256, urls, headers)
-
-
 class Runtime:
     """Everything a request handler reaches for (mutable: the table is swapped on reload)."""
 
@@ -97,7 +113,7 @@ class Runtime:
         metrics: Metrics,
         access_log: AccessLog | None = None,
         environ: Mapping[str, str] | None = None,
-        max_body_bytes: int = 10 * 1024 * 1024,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         table_path: str | Path | None = None,
     ) -> None:
         self.state = state
@@ -108,18 +124,18 @@ class Runtime:
         self.table_path = table_path
         self.session: aiohttp.ClientSession | None = None
         state.configure(table, self.environ)
-        self.loaded = _load(table, self.environ)
+        self.served = ServedTable(table, self.environ)
         metrics.table_info.labels(table.sha256).set(1)
         for cid, why in sorted(state.unavailable.items()):
             log.warning("connection %s unavailable: %s", cid, why)
 
     def reload(self, table: RoutingTable) -> None:
         """Serve `table` from now on; state of members and deployments that survive carries over."""
-        loaded = _load(table, self.environ)
-        old = self.loaded.sha
+        served = ServedTable(table, self.environ)
+        old = self.served.sha
         self.state.configure(table, self.environ)
         self.state.carry_over(table)
-        self.loaded = loaded  # one assignment: requests in flight keep the table they started with
+        self.served = served  # one assignment: requests in flight keep the table they started with
         self.metrics.table_info.clear()
         self.metrics.table_info.labels(table.sha256).set(1)
         self.metrics.reloads.labels("ok").inc()
@@ -134,7 +150,7 @@ class Runtime:
             table = load_table(target)
         except TableError as exc:
             self.metrics.reloads.labels("refused").inc()
-            log.error("routing table reload refused, still serving %s: %s", self.loaded.sha, exc)
+            log.error("routing table reload refused, still serving %s: %s", self.served.sha, exc)
             return False
         self.reload(table)
         return True

@@ -1,21 +1,31 @@
 """The `anthropic` dialect: OpenAI Chat Completions <-> Anthropic Messages API. Pure translation.
 
-`to_anthropic` builds the Messages request body, `from_anthropic` turns a Messages response into
-a `chat.completion`, and `StreamTranslator` turns Anthropic SSE bytes into OpenAI
-`chat.completion.chunk` SSE lines as they arrive. No I/O here: upstream.py does the sending.
+`to_anthropic` builds the Messages request body and `from_anthropic` turns a Messages response
+into a `chat.completion` (`anthropic_stream.StreamTranslator` does the same for streams);
+`AnthropicDialect` puts them behind the dialect interface.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from yarl import URL
+
+from routectl.runtime.dialects.anthropic_stream import StreamTranslator, finish_reason, usage_of
+from routectl.runtime.dialects.base import Attempt, Endpoint, HttpDialect, request_headers
+from routectl.table import Connection
+
+if TYPE_CHECKING:
+    from routectl.runtime.dialects.stream import ChunkTranslator
 
 __all__ = [
     "ANTHROPIC_VERSION",
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_TOKENS",
-    "StreamTranslator",
+    "AnthropicDialect",
     "endpoint",
     "finish_reason",
     "from_anthropic",
@@ -28,17 +38,6 @@ DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 DEFAULT_MAX_TOKENS = (
     4096  # Anthropic requires max_tokens; used when neither request nor table sets it
 )
-
-_FINISH = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-    "model_context_window_exceeded": "length",
-}
-_DONE = b"data: [DONE]\n\n"
 
 
 def endpoint(base_url: str | None, api_key: str | None) -> tuple[str, dict[str, str]]:
@@ -249,28 +248,6 @@ def to_anthropic(
 # ---------------------------------------------------------------- response: Anthropic -> OpenAI
 
 
-def finish_reason(stop_reason: Any) -> str:
-    """OpenAI's finish_reason for an Anthropic stop_reason."""
-    return _FINISH.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
-
-
-def usage_of(usage: Any) -> dict[str, int]:
-    """OpenAI usage from Anthropic usage; cache reads and writes count as prompt tokens."""
-    u = usage if isinstance(usage, dict) else {}
-
-    def n(key: str) -> int:
-        v = u.get(key)
-        return v if isinstance(v, int) else 0
-
-    prompt = n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens")
-    completion = n("output_tokens")
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
 def from_anthropic(data: dict[str, Any], model: str, created: int) -> dict[str, Any]:
     """A `chat.completion` for an Anthropic Messages response."""
     texts: list[str] = []
@@ -314,152 +291,40 @@ def from_anthropic(data: dict[str, Any], model: str, created: int) -> dict[str, 
     }
 
 
-# ---------------------------------------------------------------- streaming
+# ---------------------------------------------------------------- the dialect
 
 
-class StreamTranslator:
-    """Anthropic SSE bytes in, OpenAI chunk SSE bytes out, event by event (mutable parser state)."""
+class AnthropicDialect(HttpDialect):
+    """Anthropic's Messages API: OpenAI chat requests and answers translated both ways."""
 
-    def __init__(self, model: str, created: int, include_usage: bool = False) -> None:
-        self.model = model
-        self.created = created
-        self.include_usage = include_usage
-        self.id = "chatcmpl-anthropic"
-        self.done = False  # message_stop (or an error event) was seen
-        self.error: str | None = None  # the type of an in-stream error event
-        self.usage: dict[str, int] | None = None  # set once the message has stopped
-        self._buffer = b""
-        self._raw_usage: dict[str, Any] = {}
-        self._tools: dict[int, int] = {}  # Anthropic content block index -> OpenAI tool_call index
-        self._argued: set[int] = set()  # tool calls that got some arguments text
-        self._finish = "stop"
+    name = "anthropic"
+    native = "anthropic.messages"
 
-    def feed(self, data: bytes) -> bytes:
-        """Translate every complete event in `data` (plus what was buffered); keep the rest."""
-        # SSE allows CRLF; JSON payloads never hold a raw CR, so dropping them all is safe
-        self._buffer += data.replace(b"\r", b"")
-        *events, self._buffer = self._buffer.split(b"\n\n")
-        out = bytearray()
-        for event in events:
-            if not self.done:
-                out += self._event(event)
-        return bytes(out)
+    def endpoint(self, connection: Connection, environ: Mapping[str, str]) -> Endpoint | None:
+        """`{base_url or the official API}/messages` with `x-api-key`."""
+        key = environ.get(connection.api_key_env) if connection.api_key_env else None
+        url, headers = endpoint(connection.base_url, key)
+        return Endpoint(URL(url), request_headers(headers))
 
-    def close(self) -> bytes:
-        """What to send when the upstream body ended: an error event if the message never stopped."""
-        if self.done:
-            return b""
-        self.done = True
-        self.error = "incomplete_stream"
-        return self._error("upstream stream ended before message_stop")
+    def problem(self, connection: Connection, environ: Mapping[str, str]) -> str | None:
+        """Its key env var unset."""
+        if connection.api_key_env and not environ.get(connection.api_key_env):
+            return f"credentials not set ({connection.api_key_env})"
+        return None
 
-    # ------------------------------------------------------------ one event
+    def encode(self, attempt: Attempt) -> bytes:
+        """A Messages request (the model's max_output_tokens when the request sets none)."""
+        if attempt.native:
+            body = attempt.body
+            body["model"] = attempt.upstream_model
+            return orjson.dumps(body)
+        limit = attempt.info.max_output_tokens if attempt.info is not None else None
+        return orjson.dumps(to_anthropic(attempt.body, attempt.upstream_model, limit))
 
-    def _event(self, raw: bytes) -> bytes:
-        data = b"\n".join(
-            line[5:].removeprefix(b" ") for line in raw.split(b"\n") if line.startswith(b"data:")
-        )
-        if not data:
-            return b""
-        try:
-            ev = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return b""
-        if not isinstance(ev, dict):
-            return b""
-        kind = ev.get("type")
-        if kind == "message_start":
-            msg = ev.get("message")
-            if isinstance(msg, dict):
-                if isinstance(msg.get("id"), str):
-                    self.id = msg["id"]
-                self._merge_usage(msg.get("usage"))
-            return self._chunk({"role": "assistant", "content": ""})
-        if kind == "content_block_start":
-            block = ev.get("content_block")
-            if isinstance(block, dict) and block.get("type") == "tool_use":
-                ti = self._tools[ev.get("index", -1)] = len(self._tools)
-                call = {
-                    "index": ti,
-                    "id": block.get("id", ""),
-                    "type": "function",
-                    "function": {"name": block.get("name", ""), "arguments": ""},
-                }
-                return self._chunk({"tool_calls": [call]})
-            if isinstance(block, dict) and block.get("type") == "text" and block.get("text"):
-                return self._chunk({"content": block["text"]})
-            return b""
-        if kind == "content_block_delta":
-            delta = ev.get("delta")
-            if not isinstance(delta, dict):
-                return b""
-            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
-                return self._chunk({"content": delta["text"]})
-            tool_index = self._tools.get(ev.get("index", -1))
-            partial = delta.get("partial_json")
-            if delta.get("type") == "input_json_delta" and tool_index is not None and partial:
-                self._argued.add(tool_index)
-                return self._chunk(
-                    {"tool_calls": [{"index": tool_index, "function": {"arguments": partial}}]}
-                )
-            return b""  # thinking, signatures, empty JSON deltas: nothing OpenAI-shaped to say
-        if kind == "message_delta":
-            self._merge_usage(ev.get("usage"))
-            delta = ev.get("delta")
-            if isinstance(delta, dict):
-                self._finish = finish_reason(delta.get("stop_reason"))
-            return b""
-        if kind == "message_stop":
-            return self._stop()
-        if kind == "error":
-            err = ev.get("error")
-            err = err if isinstance(err, dict) else {}
-            self.done = True
-            self.error = str(err.get("type") or "error")
-            return self._error(str(err.get("message") or "upstream stream error"), self.error)
-        if kind == "content_block_stop":
-            tool_index = self._tools.get(ev.get("index", -1))
-            if tool_index is not None and tool_index not in self._argued:
-                # a tool without input streams no JSON at all; OpenAI clients json.loads the
-                # assembled arguments, and the non-streamed answer says "{}" too
-                self._argued.add(tool_index)
-                return self._chunk(
-                    {"tool_calls": [{"index": tool_index, "function": {"arguments": "{}"}}]}
-                )
-            return b""
-        return b""  # ping, unknown events
+    def decode(self, data: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        """A Messages answer as a chat.completion."""
+        return from_anthropic(data, attempt.model_id, int(time.time()))
 
-    def _stop(self) -> bytes:
-        self.done = True
-        self.usage = usage_of(self._raw_usage)
-        out = self._chunk({}, self._finish)
-        if self.include_usage:
-            tail = self._base()
-            tail["choices"] = []
-            tail["usage"] = self.usage
-            out += b"data: " + orjson.dumps(tail) + b"\n\n"
-        return out + _DONE
-
-    def _merge_usage(self, usage: Any) -> None:
-        # message_start carries input tokens, message_delta the cumulative output tokens
-        if isinstance(usage, dict):
-            self._raw_usage.update({k: v for k, v in usage.items() if isinstance(v, int)})
-
-    def _base(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-        }
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        chunk = self._base()
-        chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-    @staticmethod
-    def _error(message: str, kind: str = "upstream_error") -> bytes:
-        # the same in-band shape upstream.py sends when a passthrough stream breaks
-        error = {"error": {"code": "upstream_error", "type": kind, "message": message}}
-        return b"data: " + orjson.dumps(error) + b"\n\n"
+    def translator(self, attempt: Attempt, include_usage: bool) -> ChunkTranslator | None:
+        """Messages events as OpenAI chunks."""
+        return StreamTranslator(attempt.model_id, int(time.time()), include_usage)

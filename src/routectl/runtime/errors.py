@@ -1,0 +1,29 @@
+"""RoutingError: a request that cannot be routed, as the SPEC's error code, HTTP status and body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from routectl.errors import RoutectlError
+
+__all__ = ["RoutingError"]
+
+
+class RoutingError(RoutectlError):
+    """A request that cannot be routed: carries the SPEC's error code, HTTP status and extra fields."""
+
+    def __init__(
+        self, code: str, status: int, message: str, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    def to_body(self) -> dict[str, Any]:
+        """The error as the SPEC's `{"error": {"code", "message", ...}}` body."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error.update(self.extra)
+        return {"error": error}

@@ -1,0 +1,108 @@
+"""The OpenAI Chat Completions format: parse a request body, shape the answer. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from routectl.runtime.dialects.stream import ChunkTranslator
+from routectl.runtime.plan import RequestFacts
+from routectl.runtime.request import Call, bad_request, take_routing_keys
+
+__all__ = ["OPENAI_CHAT", "OpenAIChat", "estimate_facts", "parse_chat_request"]
+
+
+class OpenAIChat:
+    """`POST /v1/chat/completions`: the canonical format itself."""
+
+    name = "openai.chat"
+
+    def chat_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Already OpenAI chat."""
+        return body
+
+    def answer(self, chat: dict[str, Any]) -> dict[str, Any]:
+        """Already a chat.completion."""
+        return chat
+
+    def stamp(self, answer: dict[str, Any], model_id: str, fields: dict[str, Any]) -> None:
+        """`model` is the routed id; the `_...` fields go at the top level."""
+        answer["model"] = model_id
+        answer.update(fields)
+
+    def usage(self, answer: dict[str, Any]) -> Any:
+        """`usage` as it is."""
+        return answer.get("usage")
+
+    def stream(self, model_id: str) -> ChunkTranslator | None:
+        """OpenAI chunks are this format's stream."""
+        return None
+
+
+OPENAI_CHAT = OpenAIChat()
+
+
+def estimate_facts(body: dict[str, Any]) -> RequestFacts:
+    """Prompt tokens (characters / 4, plus a few per message), tools and image content."""
+    chars = 0
+    vision = False
+    messages = body.get("messages") or ()
+    for msg in messages:
+        if not isinstance(msg, dict):
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                kind = part.get("type")
+                if kind == "text":
+                    text = part.get("text")
+                    chars += len(text) if isinstance(text, str) else 0
+                elif kind in ("image_url", "input_image", "image"):
+                    vision = True
+                    chars += 340  # ~85 tokens: a low-detail image tile
+    tokens = chars // 4 + 4 * len(messages)
+    max_out = body.get("max_completion_tokens", body.get("max_tokens"))
+    return RequestFacts(
+        prompt_tokens=tokens,
+        needs_tools=bool(body.get("tools") or body.get("functions")),
+        needs_vision=vision,
+        max_output_tokens=max_out if isinstance(max_out, int) and max_out > 0 else 0,
+    )
+
+
+def parse_chat_request(raw: bytes) -> Call:
+    """Decode and validate a body; raise RoutingError(invalid_request) when it is malformed."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' is required and must be a non-empty list")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean")
+    facts = estimate_facts(body)
+    load_balancer, overrides = take_routing_keys(body)
+    model = body.get("model")
+    if load_balancer is None and (not isinstance(model, str) or not model):
+        raise bad_request("'model' is required and must be a string")
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return Call(
+        OPENAI_CHAT,
+        body,
+        model if isinstance(model, str) else "",
+        stream,
+        facts,
+        load_balancer,
+        overrides,
+        include_usage,
+    )

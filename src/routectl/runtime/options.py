@@ -1,0 +1,8 @@
+"""The runtime's tunable limits and their defaults, in one place (serve's flags read them)."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_UPSTREAM_CONNECTIONS"]
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024  # larger request bodies: 413 request_too_large
+DEFAULT_UPSTREAM_CONNECTIONS = 1000  # the keep-alive pool's bound, all upstreams together
