@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 from routectl.runtime.auth import Caller
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.index import TableIndex
+from routectl.runtime.pool import Pool
 from routectl.runtime.routes import Route, RouteMember
 from routectl.runtime.state import RoutingState
-from routectl.runtime.strategies import STRATEGIES, Pool, Selection
+from routectl.runtime.strategies import STRATEGIES, Selection
 from routectl.table import Connection
 
 __all__ = ["Candidate", "RequestFacts", "RoutePlan", "plan_request"]

@@ -13,110 +13,22 @@ over member objects.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from operator import add, itemgetter
 from typing import Any, Protocol, cast
 
-from routectl.runtime.routes import Route, RouteMember
+from routectl.runtime.pool import Pool, values_of
+from routectl.runtime.routes import Route
 from routectl.runtime.state import RoutingState
 
 __all__ = [
     "STRATEGIES",
+    "LatencyView",
     "LeastUsedView",
-    "Pool",
     "Selection",
     "SmoothWeights",
     "Strategy",
-    "get_strategy",
 ]
-
-# orders derived per (pool, first choice) are cached up to this size: n orders of n indices
-_MEMO_MAX_MEMBERS = 64
-
-
-class Pool:
-    """The eligible members of one decision and the per-member arrays strategies read.
-
-    Immutable once built: the planner caches one per eligible set, so `members` keeps its
-    identity across decisions (least_used's late-joiner rule relies on that).
-    """
-
-    __slots__ = (
-        "_orders",
-        "by_weight",
-        "cost_order",
-        "identity",
-        "key_index",
-        "keys",
-        "keyset",
-        "latency_view",
-        "members",
-        "minus_ones",
-        "model_ids",
-        "n",
-        "positions",
-        "preferred",
-        "tie_order",
-        "tie_rank",
-        "total",
-        "weights",
-        "zeros",
-    )
-
-    def __init__(self, members: list[RouteMember]) -> None:
-        n = len(members)
-        self.members = members
-        self.n = n
-        self.keys = [m.key for m in members]
-        self.keyset = frozenset(self.keys)
-        self.key_index = {k: i for i, k in enumerate(self.keys)}
-        self.model_ids = [m.model_id for m in members]
-        self.positions = [m.position for m in members]  # ascending: members keep route order
-        self.weights = [m.int_weight for m in members]
-        self.total = sum(self.weights)
-        self.zeros = [0] * n
-        self.minus_ones = [-1.0] * n
-        self.identity = tuple(range(n))
-        # stable sorts: equal keys keep member order
-        ties = [m.tie for m in members]
-        self.tie_order = sorted(range(n), key=ties.__getitem__)
-        self.tie_rank = [0] * n  # member index -> place in tie_order
-        for place, i in enumerate(self.tie_order):
-            self.tie_rank[i] = place
-        costs = [m.cost for m in members]
-        self.cost_order = tuple(sorted(range(n), key=costs.__getitem__))
-        self.by_weight = sorted(range(n), key=lambda i: -self.weights[i])
-        self._orders: dict[tuple[str, int], tuple[int, ...]] = {}
-        # memos of this pool's derived data, filled on first use:
-        # wanted capabilities -> (the pool of members having them, the others); see plan.py
-        self.preferred: dict[frozenset[str], tuple[Pool, tuple[RouteMember, ...]]] = {}
-        self.latency_view: _Latencies | None = None  # latency_optimized's view
-
-    def order(self, kind: str, first: int) -> tuple[int, ...]:
-        """`first`, then the rest in a per-kind order; cached for small pools."""
-        key = (kind, first)
-        found = self._orders.get(key)
-        if found is not None:
-            return found
-        n = self.n
-        if kind == "rotate":  # round robin: the cycle from `first`
-            order = (*range(first, n), *range(first))
-        elif kind == "weight":  # weighted: the others by weight, heaviest first
-            order = (first, *[i for i in self.by_weight if i != first])
-        else:  # "pick": the others in member order
-            order = (first, *range(first), *range(first + 1, n))
-        if n <= _MEMO_MAX_MEMBERS:
-            self._orders[key] = order
-        return order
-
-
-def _values(values: Mapping[str, int], pool: Pool) -> list[int]:
-    """The pool members' values in `values` (0 when absent)."""
-    try:
-        # every member has a value once each was chosen (least_used) or after one commit (weighted)
-        return list(map(values.__getitem__, pool.keys))
-    except KeyError:
-        return list(map(values.get, pool.keys, pool.zeros))
 
 
 class SmoothWeights(MutableMapping[str, int]):
@@ -333,7 +245,7 @@ class Weighted:
         elif type(current) is SmoothWeights and current.aligned_keys is pool.keys:
             tentative = list(map(add, current.aligned_values, pool.weights))
         else:
-            tentative = list(map(add, _values(current, pool), pool.weights))
+            tentative = list(map(add, values_of(current, pool), pool.weights))
         best = tentative.index(max(tentative))  # first of equals wins
         return _WeightedSelection(pool.order("weight", best), tentative)
 
@@ -369,7 +281,7 @@ class LeastUsed:
         if view is not None:
             usage = view.values
         elif counts:
-            usage = _values(counts, pool)
+            usage = values_of(counts, pool)
         else:
             usage = pool.zeros
         keys = pool.keys
@@ -437,7 +349,7 @@ class CostOptimized:
         """Nothing to remember."""
 
 
-class _Latencies:
+class LatencyView:
     """latency_optimized's view of one pool: who is measured, and the last order it computed."""
 
     __slots__ = ("head", "measured", "order", "read", "unmeasured_ids", "values")
@@ -471,11 +383,11 @@ class LatencyOptimized:
         latency = state.latency
         view = pool.latency_view
         if view is None or any(map(latency.__contains__, view.unmeasured_ids)):
-            view = pool.latency_view = _Latencies(pool, latency)
+            view = pool.latency_view = LatencyView(pool, latency)
         try:
             values = view.read(latency)
         except KeyError:  # a reload forgot a model's average: it is unmeasured again
-            view = pool.latency_view = _Latencies(pool, latency)
+            view = pool.latency_view = LatencyView(pool, latency)
             values = view.read(latency)
         if values != view.values:  # re-sort only when some average moved
             by_latency = sorted(range(len(values)), key=values.__getitem__)  # stable
@@ -497,8 +409,3 @@ STRATEGIES: dict[str, Strategy] = {
     "cost_optimized": CostOptimized(),
     "latency_optimized": LatencyOptimized(),
 }
-
-
-def get_strategy(name: str) -> Strategy:
-    """The strategy registered under `name` (KeyError for an unknown one)."""
-    return STRATEGIES[name]

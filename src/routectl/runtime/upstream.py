@@ -23,12 +23,12 @@ from multidict import CIMultiDict
 
 from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.errors import RoutingError
+from routectl.runtime.fields import routing_fields
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.request import Call
-from routectl.runtime.routes import Route
 from routectl.runtime.served import Runtime, ServedTable
 
-__all__ = ["forward", "routing_fields"]
+__all__ = ["forward"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
@@ -79,42 +79,6 @@ def _retry_after(value: str | None) -> float | None:
         return parsedate_to_datetime(value).timestamp() - time.time()
     except (TypeError, ValueError):
         return None
-
-
-def routing_fields(
-    route: Route, plan: RoutePlan, used: Candidate, first: Candidate, reason: str | None, sha: str
-) -> dict[str, Any]:
-    """The `_...` metadata fields of a routed response (SPEC's Responses table)."""
-    fields: dict[str, Any] = {}
-    if route.kind == "collection":
-        fields["_collection_routed"] = True
-        fields["_collection_name"] = route.collection.name if route.collection else ""
-        fields["_routing_strategy"] = route.strategy
-    fields["_selected_model"] = used.model_id
-    if plan.info:
-        fields.update(plan.info)
-        if used is not first and "_model_alternatives" in plan.info:
-            fields.update(_usage_of_used(plan.info, first.model_id, used.model_id))
-    if used is not first:
-        fields["_fallback_used"] = True
-        fields["_fallback_reason"] = reason
-        fields["_original_selection"] = first.model_id
-    fields["_routing_table"] = sha
-    return fields
-
-
-def _usage_of_used(info: dict[str, Any], first: str, used: str) -> dict[str, Any]:
-    """least_used's fields re-centred on the member that answered after a fallback: its usage at
-    selection, and every other member (the original selection included) as an alternative."""
-    everyone = [
-        {"model": first, "usage": info["_usage_at_selection"]},
-        *info["_model_alternatives"],
-    ]
-    at = next((i for i, alt in enumerate(everyone) if alt["model"] == used), None)
-    if at is None:  # a member outside the strategy's pool (it lacked a wanted capability)
-        return {}
-    chosen = everyone.pop(at)
-    return {"_usage_at_selection": chosen["usage"], "_model_alternatives": everyone}
 
 
 def _chosen_headers(
