@@ -11,7 +11,7 @@ from aiohttp import web
 
 from routectl.runtime import handlers
 from routectl.runtime.accesslog import AccessLog
-from routectl.runtime.keys import RUNTIME
+from routectl.runtime.keys import FORMATS, RUNTIME
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_UPSTREAM_CONNECTIONS
@@ -58,6 +58,7 @@ def create_app(
     )
     app = web.Application(middlewares=[envelope], client_max_size=max_body_bytes)
     app[RUNTIME] = runtime
+    app[FORMATS] = {}  # a route of another client format registers it (errors in its shape)
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
         # one keep-alive pool per app: connection reuse is most of a proxy's latency budget

@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from routectl.runtime.ingress import ClientFormat
     from routectl.runtime.served import Runtime, ServedTable
 
-__all__ = ["RECORD", "REQUEST_ID", "RUNTIME", "SERVED"]
+__all__ = ["FORMATS", "RECORD", "REQUEST_ID", "RUNTIME", "SERVED"]
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("routectl_runtime")
+# route path (canonical) -> the client format its errors answer in; OpenAI chat when absent
+FORMATS: web.AppKey[dict[str, ClientFormat]] = web.AppKey("routectl_formats")
 
 # request-scoped, set by the envelope before any handler runs
 SERVED: web.RequestKey[ServedTable] = web.RequestKey("routectl_served")  # the table deciding it

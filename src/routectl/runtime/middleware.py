@@ -14,7 +14,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from routectl.runtime.errors import RoutingError
-from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.ingress import ClientFormat
+from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
+from routectl.runtime.keys import FORMATS, RECORD, REQUEST_ID, RUNTIME, SERVED
 
 __all__ = ["envelope", "error_response"]
 
@@ -51,11 +53,21 @@ def _request_id(request: web.Request) -> str:
     return _ids.next()
 
 
-def error_response(error: RoutingError) -> web.Response:
-    """The SPEC's error body for a RoutingError."""
+def error_response(error: RoutingError, fmt: ClientFormat = OPENAI_CHAT) -> web.Response:
+    """A RoutingError in the shape of the client's format (the route's; OpenAI's by default)."""
     return web.Response(
-        body=orjson.dumps(error.to_body()), status=error.status, content_type="application/json"
+        body=orjson.dumps(fmt.error_body(error)),
+        status=error.status,
+        content_type="application/json",
     )
+
+
+def _format_of(request: web.Request) -> ClientFormat:
+    """The client format of the matched route (errors answer in its shape)."""
+    info = request.match_info.route.resource
+    if info is None:
+        return OPENAI_CHAT
+    return request.app[FORMATS].get(info.canonical, OPENAI_CHAT)
 
 
 def _http_error(exc: web.HTTPException, max_body: int) -> RoutingError:
@@ -83,13 +95,13 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
         try:
             resp = await handler(request)
         except RoutingError as exc:
-            resp = error_response(exc)
+            resp = error_response(exc, _format_of(request))
             rec["error"] = exc.code
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             err = _http_error(exc, rt.max_body_bytes)
-            resp = error_response(err)
+            resp = error_response(err, _format_of(request))
             rec["error"] = err.code
         except ConnectionResetError:  # the client left: not a bug (CancelledError is no Exception)
             raise
@@ -99,7 +111,8 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             _log.exception(
                 "unhandled error in %s %s (request %s)", request.method, request.path, rid
             )
-            resp = error_response(RoutingError("internal_error", 500, "Internal error"))
+            err = RoutingError("internal_error", 500, "Internal error")
+            resp = error_response(err, _format_of(request))
             rec["error"] = "internal_error"
         if not resp.prepared:
             headers = resp.headers

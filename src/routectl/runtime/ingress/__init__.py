@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from routectl.runtime.dialects.stream import ChunkTranslator
+from routectl.runtime.errors import RoutingError
 
 __all__ = ["ClientFormat"]
 
@@ -44,4 +45,8 @@ class ClientFormat(Protocol):
 
     def stream(self, model_id: str) -> ChunkTranslator | None:
         """How to turn OpenAI chunks into this format's stream; None when they are its stream."""
+        ...
+
+    def error_body(self, error: RoutingError) -> dict[str, Any]:
+        """An error answer in this format's shape."""
         ...

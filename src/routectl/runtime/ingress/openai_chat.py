@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from routectl.runtime.dialects.stream import ChunkTranslator
+from routectl.runtime.errors import RoutingError
 from routectl.runtime.plan import RequestFacts
 from routectl.runtime.request import Call, bad_request, take_routing_keys
 
@@ -38,6 +39,10 @@ class OpenAIChat:
     def stream(self, model_id: str) -> ChunkTranslator | None:
         """OpenAI chunks are this format's stream."""
         return None
+
+    def error_body(self, error: RoutingError) -> dict[str, Any]:
+        """`{"error": {"code", "message", ...}}`."""
+        return error.to_body()
 
 
 OPENAI_CHAT = OpenAIChat()
