@@ -142,7 +142,9 @@ class _WeightedSelection(Selection):
     __slots__ = ("tentative",)
 
     def __init__(self, order: Sequence[int], tentative: list[int]) -> None:
-        super().__init__(order)
+        # the base's fields set here, not through super().__init__: one call less per decision
+        self.order = order
+        self.info = {}
         self.tentative = tentative  # every member's weight plus its current value
 
 
@@ -159,7 +161,8 @@ class _LeastUsedSelection(Selection):
         bumped: bool,
         view: LeastUsedView | None,
     ) -> None:
-        super().__init__(order, info)
+        self.order = order
+        self.info = info
         self.usage = usage  # effective counts per pool member (late joiners raised)
         self.bumped = bumped  # some late joiner was raised to its peers' floor
         self.view = view
