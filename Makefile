@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test lint typecheck demo bench bench-peers compile clean
+.PHONY: setup test test-fast lint typecheck demo bench bench-peers compile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ typecheck: setup
 test: lint typecheck
 	$(BIN)/routectl check
 	$(BIN)/pytest -q
+
+# The edit-run loop: lint and the tests that need no PostgreSQL, start no server and take
+# under a second (markers in pyproject.toml). Reuses .venv as it is: a stale install is `make test`'s job.
+test-fast:
+	@[ -f $(STAMP) ] || $(MAKE) setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest -q -m "not db and not e2e and not slow"
 
 compile: setup
 	$(BIN)/routectl compile

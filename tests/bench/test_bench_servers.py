@@ -19,6 +19,8 @@ from pathlib import Path
 import openai
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 KEY = "sk-test-upstream"
 

@@ -44,6 +44,7 @@ def _seeded(new_database: Callable[[], str], k: int) -> str:
     return url
 
 
+@pytest.mark.db
 def test_apply_brings_an_empty_database_to_the_seed(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
@@ -69,6 +70,7 @@ def test_apply_brings_an_empty_database_to_the_seed(
     assert f"database: routing table {steps[last].table.sha256}" in output
 
 
+@pytest.mark.db
 def test_apply_follows_a_seeded_database(new_database: Callable[[], str], tmp_path: Path) -> None:
     steps = compile_history()
     _write_generated(tmp_path, 9)
@@ -79,6 +81,7 @@ def test_apply_follows_a_seeded_database(new_database: Callable[[], str], tmp_pa
     assert snapshot(url) == snapshot(_seeded(new_database, 9))
 
 
+@pytest.mark.db
 def test_apply_refuses_a_database_off_the_chain(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
@@ -91,6 +94,7 @@ def test_apply_refuses_a_database_off_the_chain(
     assert "seed.sql" in output
 
 
+@pytest.mark.db
 def test_a_failing_migration_stops_the_run_and_keeps_the_earlier_ones(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
@@ -109,6 +113,7 @@ def test_a_failing_migration_stops_the_run_and_keeps_the_earlier_ones(
     assert snapshot(url) == snapshot(_seeded(new_database, 4))
 
 
+@pytest.mark.db
 def test_apply_refuses_an_edited_migration_before_running_anything(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
@@ -124,6 +129,7 @@ def test_apply_refuses_an_edited_migration_before_running_anything(
         assert conn.execute("SELECT to_regclass('routing_migrations')").fetchone() == (None,)
 
 
+@pytest.mark.db
 def test_a_migration_on_a_drifted_database_fails_and_changes_nothing(
     new_database: Callable[[], str],
 ) -> None:
@@ -145,6 +151,7 @@ def test_a_migration_on_a_drifted_database_fails_and_changes_nothing(
     assert snapshot(url) == before
 
 
+@pytest.mark.db
 def test_apply_converges_through_a_resync_migration(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
@@ -171,6 +178,7 @@ def _psql(psql: Path, url: str, path: Path, *extra: str) -> subprocess.Completed
     )
 
 
+@pytest.mark.db
 @pytest.mark.parametrize("single_transaction", [False, True], ids=["plain", "dash-1"])
 def test_the_documented_psql_commands(
     new_database: Callable[[], str], tmp_path: Path, psql_path: Path, single_transaction: bool

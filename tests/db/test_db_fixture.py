@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from psycopg.conninfo import conninfo_to_dict
+
+pytestmark = pytest.mark.db
 
 
 def test_binaries_and_data_live_outside_root_and_the_checkout(

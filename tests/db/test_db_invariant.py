@@ -36,6 +36,7 @@ def test_the_history_covers_at_least_eight_revisions() -> None:
     assert [s.migration_name[:4] for s in steps] == [f"{i:04d}" for i in range(1, len(steps) + 1)]
 
 
+@pytest.mark.db
 @pytest.mark.parametrize("k", range(len(REVISION_NAMES)), ids=REVISION_NAMES)
 def test_migrations_up_to_k_equal_the_seed_of_k(new_database: Callable[[], str], k: int) -> None:
     steps = compile_history()
@@ -51,6 +52,7 @@ def test_migrations_up_to_k_equal_the_seed_of_k(new_database: Callable[[], str],
     assert sorted(collections) == sorted(steps[k].table.collections)
 
 
+@pytest.mark.db
 @pytest.mark.parametrize("k", range(len(REVISION_NAMES)), ids=REVISION_NAMES)
 def test_seed_twice_changes_nothing_and_the_next_migration_follows(
     new_database: Callable[[], str], k: int
@@ -70,6 +72,7 @@ def test_seed_twice_changes_nothing_and_the_next_migration_follows(
         assert snapshot(url) == snapshot(expected)
 
 
+@pytest.mark.db
 def test_a_later_seed_converges_a_migrated_database(new_database: Callable[[], str]) -> None:
     steps = compile_history()
     url, expected = new_database(), new_database()
@@ -79,6 +82,7 @@ def test_a_later_seed_converges_a_migrated_database(new_database: Callable[[], s
     assert snapshot(url) == snapshot(expected)
 
 
+@pytest.mark.db
 def test_a_migration_at_the_wrong_hash_fails_clearly_and_changes_nothing(
     new_database: Callable[[], str],
 ) -> None:
@@ -101,6 +105,7 @@ def test_a_migration_at_the_wrong_hash_fails_clearly_and_changes_nothing(
     assert snapshot(url)["routing_migrations.latest"] == [(steps[3].table.sha256,)]
 
 
+@pytest.mark.db
 def test_the_initial_migration_refuses_a_database_that_is_not_empty(
     new_database: Callable[[], str],
 ) -> None:
@@ -113,6 +118,7 @@ def test_the_initial_migration_refuses_a_database_that_is_not_empty(
     assert _full(url) == before
 
 
+@pytest.mark.db
 def test_a_migration_on_an_empty_database_names_the_empty_state(
     new_database: Callable[[], str],
 ) -> None:

@@ -56,6 +56,7 @@ def test_comment_cannot_end_the_line() -> None:
     assert text == "a\\x0aDROP TABLE x;\\x0d\\u2028b"
 
 
+@pytest.mark.db
 @pytest.mark.parametrize("conforming", ["on", "off"])
 def test_postgres_reads_back_exactly_the_value(
     new_database: Callable[[], str], conforming: str

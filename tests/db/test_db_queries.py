@@ -17,6 +17,8 @@ from routectl.compiler.db.rows import row_id
 from routectl.compiler.sql import sql_outputs
 from routectl.table import RoutingTable
 
+pytestmark = pytest.mark.db
+
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = Path(__file__).parent / "seed_queries"
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from routectl.cli import main
@@ -31,6 +32,7 @@ def test_repo_chain_is_sound() -> None:
     assert verify_migrations(files, load_table(GENERATED / "routing_table.json")) == []
 
 
+@pytest.mark.db
 def test_repo_seed_and_migrations_give_the_same_database(new_database: Callable[[], str]) -> None:
     _migrations()
     seeded, migrated = new_database(), new_database()

@@ -195,6 +195,7 @@ CASES = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("who", "model", "extra"), CASES)
 async def test_explain_agrees_with_the_runtime(
     served: tuple[RoutingTable, str], who: str, model: str, extra: dict[str, Any]
@@ -217,6 +218,7 @@ async def test_explain_agrees_with_the_runtime(
     assert raw.headers["x-routectl-connection"] == first["connection"]
 
 
+@pytest.mark.e2e
 async def test_route_explain_endpoint_predicts_each_next_request(
     served: tuple[RoutingTable, str],
 ) -> None:
@@ -244,6 +246,7 @@ async def test_route_explain_endpoint_predicts_each_next_request(
     assert len(seen["collection/lucky"]) > 1
 
 
+@pytest.mark.e2e
 async def test_route_explain_endpoint_errors(served: tuple[RoutingTable, str]) -> None:
     _, base_url = served
     async with AsyncOpenAI(

@@ -85,6 +85,7 @@ def test_without_a_descriptor_lines_go_to_the_logger(caplog: pytest.LogCaptureFi
         logging.getLogger("routectl.access").setLevel(logging.NOTSET)
 
 
+@pytest.mark.e2e
 def test_serve_writes_one_line_per_request_and_flushes_on_sigterm(tmp_path: Path) -> None:
     raw, sha = dump_table(make_table())
     table = tmp_path / "routing_table.json"

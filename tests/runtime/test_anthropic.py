@@ -717,6 +717,7 @@ def setup(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Setup]:
     loop_thread.stop(anth_runner)
 
 
+@pytest.mark.e2e
 def test_e2e_non_streaming(setup: Setup) -> None:
     raw = setup.client.chat.completions.with_raw_response.create(
         model="claude/sonnet",
@@ -755,6 +756,7 @@ def test_e2e_non_streaming(setup: Setup) -> None:
     assert extra["_routing_table"] == raw.headers["x-routectl-table"]
 
 
+@pytest.mark.e2e
 def test_e2e_streaming_forwards_each_event_as_it_arrives(setup: Setup) -> None:
     raw = setup.client.chat.completions.with_raw_response.create(
         model="claude/sonnet",
@@ -799,6 +801,7 @@ def test_e2e_streaming_forwards_each_event_as_it_arrives(setup: Setup) -> None:
     assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (12, 9)
 
 
+@pytest.mark.e2e
 def test_e2e_raw_stream_ends_with_done(setup: Setup) -> None:
     setup.anth.release.set()
     with setup.client.chat.completions.with_streaming_response.create(
@@ -810,6 +813,7 @@ def test_e2e_raw_stream_ends_with_done(setup: Setup) -> None:
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
 
 
+@pytest.mark.e2e
 def test_e2e_429_cools_down_and_falls_back(setup: Setup) -> None:
     setup.anth.script = ["429:7"]
     raw = setup.client.chat.completions.with_raw_response.create(
@@ -838,6 +842,7 @@ def test_e2e_429_cools_down_and_falls_back(setup: Setup) -> None:
     assert back.headers["x-routectl-connection"] == "platform-claude"
 
 
+@pytest.mark.e2e
 def test_e2e_client_error_is_returned_with_its_status(setup: Setup) -> None:
     setup.anth.script = ["400"]
     with pytest.raises(openai.BadRequestError) as info:

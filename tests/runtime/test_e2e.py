@@ -16,6 +16,8 @@ import pytest
 from conftest import KEYS, SMALL_CONNECTION, SMALL_MODEL, FakeUpstream, Gateway
 from openai.types.chat import ChatCompletionMessageParam
 
+pytestmark = pytest.mark.e2e
+
 Start = Callable[..., Gateway]
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import KEYS, make_table
 
 from routectl.table import dump_table
@@ -62,6 +63,8 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("routectl serve did not become ready")
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_sighup_reload_under_load_without_a_failed_request(tmp_path: Path) -> None:
     table_a = make_table(collections=LU)
     table_b = make_table(collections=LU + EXTRA)
@@ -126,6 +129,7 @@ def test_sighup_reload_under_load_without_a_failed_request(tmp_path: Path) -> No
     assert "key-carol" not in log
 
 
+@pytest.mark.e2e
 def test_serve_refuses_a_tampered_table(tmp_path: Path) -> None:
     raw, _ = dump_table(make_table())
     path = tmp_path / "t.json"

@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from conftest import make_table
 from test_serve import ROUTECTL, free_port, request, wait_ready
 
 from routectl.table import dump_table
+
+pytestmark = pytest.mark.e2e
 
 LU = "  lu:\n    scope: system\n    strategy: least_used\n    members: [{model: echo/e1}, {model: echo/e2}]\n"
 
@@ -104,6 +107,7 @@ def test_a_sighup_while_workers_start_reloads_instead_of_killing(tmp_path: Path)
         assert proc.poll() is None
 
 
+@pytest.mark.slow
 def test_metrics_count_every_workers_requests(tmp_path: Path) -> None:
     before = set(Path(tempfile.gettempdir()).glob("routectl-metrics-*"))
     raw, _ = dump_table(make_table(collections=LU))

@@ -1,188 +1,33 @@
-"""The effects of a routing change: pure comparison of two compiled tables, no rendering."""
+"""Compare two compiled tables into a TableDiff: set algebra on keys, one comparator per kind of effect.
+
+Each comparator takes the old and the new table and returns its group already sorted; `compare`
+gathers the groups. A first deploy is a comparison against `empty_table()`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from routectl.review.access import (
-    access_of,
-    connection_chain,
-    may_see_collection,
-    organization_access_of,
+from routectl.review.access import access_of, connection_chain, organization_access_of
+from routectl.review.effects.types import (
+    AccessChange,
+    CapabilityChange,
+    Change,
+    CollectionChange,
+    ConnectionChange,
+    FirstChoiceChange,
+    MemberShare,
+    OtherChange,
+    SettingChange,
+    StrategyChange,
+    TableDiff,
+    TrafficChange,
 )
-from routectl.review.shares import Basis, expected_shares, member_key
+from routectl.review.effects.warnings import new_warnings
+from routectl.review.shares import expected_shares, member_key
 from routectl.table import Collection, Defaults, Member, RoutingTable
 
-__all__ = [
-    "AccessChange",
-    "Alert",
-    "CapabilityChange",
-    "CollectionChange",
-    "ConnectionChange",
-    "FirstChoiceChange",
-    "MemberShare",
-    "SettingChange",
-    "StrategyChange",
-    "TableDiff",
-    "TrafficChange",
-    "compare",
-    "empty_table",
-]
-
-Change = Literal["added", "removed", "changed", "unchanged"]
-# capabilities a request can demand (SPEC: tools, vision); losing one changes what callers can send
-WATCHED_CAPABILITIES = ("tools", "vision")
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    kind: Literal["below_min_models", "falls_to_platform_keys", "capability_lost"]
-    subject: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class AccessChange:
-    kind: Literal["user", "organization"]
-    subject: str
-    gained: tuple[str, ...]
-    lost: tuple[str, ...]
-    joined: tuple[str, ...] = ()  # organizations joined (user) / members added (organization)
-    left: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CollectionChange:
-    name: str
-    change: Literal["added", "removed"]
-    scope: str
-    owner: str | None
-    strategy: str
-    members: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SettingChange:
-    collection: str
-    setting: str
-    before: Any
-    after: Any
-
-
-@dataclass(frozen=True, slots=True)
-class OtherChange:
-    """A change outside collections that still moves traffic or access: a model's context window
-    or price, the defaults, a user's keys, a connection's URL, key variable or upstream names."""
-
-    subject: str  # "model echo/echo-1", "defaults", "user sam-solo", "connection acme-groq"
-    setting: str
-    before: Any
-    after: Any
-
-
-@dataclass(frozen=True, slots=True)
-class MemberShare:
-    member: str
-    change: Change
-    share_before: float | None  # None: not a member on that side
-    share_after: float | None
-    details: tuple[str, ...] = ()  # e.g. "weight 0.5 -> 0.7", "deactivated"
-
-
-@dataclass(frozen=True, slots=True)
-class TrafficChange:
-    collection: str
-    strategy_before: str | None
-    strategy_after: str | None
-    basis_before: Basis | None
-    basis_after: Basis | None
-    members: tuple[MemberShare, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class StrategyChange:
-    collection: str
-    before: str
-    after: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionChange:
-    connection: str
-    owner: str
-    change: Literal["added", "removed", "priority", "models"]
-    before: Any
-    after: Any
-
-
-@dataclass(frozen=True, slots=True)
-class FirstChoiceChange:
-    user: str
-    model: str
-    before: str | None  # connection id; None: the user could not use the model
-    after: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CapabilityChange:
-    collection: str
-    lost: tuple[str, ...]
-    gained: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TableDiff:
-    """Every effect, grouped; each group sorted so output is deterministic."""
-
-    base_sha: str
-    head_sha: str
-    warnings: tuple[Alert, ...] = ()
-    access: tuple[AccessChange, ...] = ()
-    collections: tuple[CollectionChange, ...] = ()
-    traffic: tuple[TrafficChange, ...] = ()
-    strategies: tuple[StrategyChange, ...] = ()
-    settings: tuple[SettingChange, ...] = ()
-    connections: tuple[ConnectionChange, ...] = ()
-    first_choices: tuple[FirstChoiceChange, ...] = ()
-    capabilities: tuple[CapabilityChange, ...] = ()
-    others: tuple[OtherChange, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def is_empty(self) -> bool:
-        """True when the change has no effect a reviewer would see."""
-        groups = (
-            self.warnings,
-            self.access,
-            self.collections,
-            self.traffic,
-            self.strategies,
-            self.settings,
-            self.connections,
-            self.first_choices,
-            self.capabilities,
-            self.others,
-        )
-        return not any(groups)
-
-    def to_data(self) -> dict[str, Any]:
-        """JSON-ready data of the same effects the Markdown shows."""
-        data = asdict(self)
-        data.pop("extra")
-        data["empty"] = self.is_empty()
-        rounded: dict[str, Any] = _round_floats(data)
-        return rounded
-
-
-def _round_floats(value: Any) -> Any:
-    # 0.7/(0.7+0.3) is 0.7000000000000001 in binary; reviewers read six decimals
-    if isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, dict):
-        return {k: _round_floats(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_round_floats(v) for v in value]
-    return value
+__all__ = ["compare", "empty_table"]
 
 
 def empty_table() -> RoutingTable:
@@ -373,7 +218,7 @@ def _first_choice_changes(old: RoutingTable, new: RoutingTable) -> list[FirstCho
     return out
 
 
-# ---------------------------------------------------------------- capabilities and warnings
+# ---------------------------------------------------------------- capabilities
 
 
 def _capabilities(table: RoutingTable, c: Collection) -> set[str]:
@@ -393,128 +238,6 @@ def _capability_changes(old: RoutingTable, new: RoutingTable) -> list[Capability
         if a != b:
             out.append(CapabilityChange(n, tuple(sorted(b - a)), tuple(sorted(a - b))))
     return out
-
-
-def _min_models(c: Collection) -> tuple[int, int] | None:
-    """(active members, metadata.min_models_available), or None without a minimum."""
-    minimum = c.metadata.get("min_models_available")
-    if not isinstance(minimum, int) or isinstance(minimum, bool):
-        return None
-    return sum(1 for m in c.members if m.active), minimum
-
-
-def _min_models_warnings(table: RoutingTable) -> dict[tuple[str, str], Alert]:
-    out = {}
-    for c in table.collections.values():
-        counts = _min_models(c)
-        if counts is None:
-            continue
-        active, minimum = counts
-        if active < minimum:
-            out[("below_min_models", c.name)] = Alert(
-                "below_min_models",
-                c.name,
-                f"collection/{c.name} has {active} active member(s), "
-                f"below its metadata.min_models_available of {minimum}",
-            )
-    return out
-
-
-def _shortfall(table: RoutingTable, name: str) -> int:
-    """How many active members a collection lacks to reach its min_models_available."""
-    counts = _min_models(table.collections[name])
-    return 0 if counts is None else counts[1] - counts[0]
-
-
-def _is_private(table: RoutingTable, cid: str) -> bool:
-    return table.connections[cid].owner_kind != "platform"
-
-
-def _falls_to_platform(table: RoutingTable, chain: list[str]) -> bool:
-    seen_private = False
-    for cid in chain:
-        if _is_private(table, cid):
-            seen_private = True
-        elif seen_private:
-            return True
-    return False
-
-
-def _member_chain(table: RoutingTable, user: str, c: Collection) -> list[str]:
-    # the first connection of each member, in fallback order: the keys a request falls through
-    chain = []
-    for m in c.members:
-        if not m.active:
-            continue
-        conns = connection_chain(table, user, m.model_id)
-        if m.handle is not None:
-            conns = tuple(x for x in conns if table.connections[x].owner == m.handle)
-        if conns:
-            chain.append(conns[0])
-    return chain
-
-
-def _platform_fall_warnings(table: RoutingTable) -> dict[tuple[str, str], Alert]:
-    out = {}
-    for user in sorted(table.users):
-        for model in sorted(table.model_connections):
-            chain = list(connection_chain(table, user, model))
-            if _falls_to_platform(table, chain):
-                out[("falls_to_platform_keys", f"{user}:{model}")] = Alert(
-                    "falls_to_platform_keys",
-                    f"{user}:{model}",
-                    f"{user}'s requests for {model} fall back from private keys to platform keys: "
-                    + " -> ".join(chain),
-                )
-        for c in table.collections.values():
-            if c.strategy not in ("priority", "fallback") or not may_see_collection(table, user, c):
-                continue
-            chain = _member_chain(table, user, c)
-            if _falls_to_platform(table, chain):
-                out[("falls_to_platform_keys", f"{user}:collection/{c.name}")] = Alert(
-                    "falls_to_platform_keys",
-                    f"{user}:collection/{c.name}",
-                    f"{user}'s fallback chain in collection/{c.name} falls from private keys "
-                    "to platform keys: " + " -> ".join(chain),
-                )
-    return out
-
-
-def _capability_warnings(changes: list[CapabilityChange]) -> list[Alert]:
-    return [
-        Alert(
-            "capability_lost",
-            ch.collection,
-            f"collection/{ch.collection} no longer has a `{cap}` model",
-        )
-        for ch in changes
-        for cap in ch.lost
-        if cap in WATCHED_CAPABILITIES
-    ]
-
-
-def _new_warnings(
-    old: RoutingTable, new: RoutingTable, capabilities: list[CapabilityChange]
-) -> list[Alert]:
-    before = {**_min_models_warnings(old), **_platform_fall_warnings(old)}
-    after = {**_min_models_warnings(new), **_platform_fall_warnings(new)}
-    # Only what this change introduces; standing warnings are not the PR's doing. A chain that
-    # already fell to platform keys is not new when it merely changes order, a collection below
-    # its minimum only when it falls further, and a user added by the change (every user, when
-    # the base has no config) has no "before" to fall from: their chains are their peers'.
-    fresh = [
-        w
-        for key, w in sorted(after.items())
-        if (
-            key not in before
-            or (w.kind == "below_min_models" and _shortfall(new, key[1]) > _shortfall(old, key[1]))
-        )
-        and (w.kind != "falls_to_platform_keys" or w.subject.split(":", 1)[0] in old.users)
-    ]
-    order = {"below_min_models": 0, "capability_lost": 1, "falls_to_platform_keys": 2}
-    return sorted(
-        fresh + _capability_warnings(capabilities), key=lambda w: (order[w.kind], w.subject)
-    )
 
 
 # ---------------------------------------------------------------- models, defaults, keys, URLs
@@ -595,7 +318,7 @@ def compare(old: RoutingTable, new: RoutingTable) -> TableDiff:
     return TableDiff(
         base_sha=old.sha256,
         head_sha=new.sha256,
-        warnings=tuple(_new_warnings(old, new, capabilities)),
+        warnings=tuple(new_warnings(old, new, capabilities)),
         access=tuple(_access_changes(old, new)),
         collections=tuple(_collection_changes(old, new)),
         traffic=tuple(_traffic_changes(old, new)),
