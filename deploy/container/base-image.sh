@@ -23,6 +23,7 @@ tarball="$cache/$(printf '%s' "$image" | tr '/:' '__').tar"
 if [ ! -s "$tarball" ]; then
   command -v debootstrap >/dev/null || { echo "base-image: debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
   root=$(mktemp -d /var/tmp/routectl-rootfs.XXXXXX)
+  chmod 755 "$root"  # it becomes the image's /: mktemp's 0700 would lock out every other user
   trap 'rm -rf "$root"' EXIT
   echo "base image $image: bootstrapping Debian $suite with python3 into $root (a few minutes)"
   # python3-venv: the build stage makes its virtual environment with it (ensurepip)
@@ -47,5 +48,5 @@ SOURCES
   tar -C "$root" --numeric-owner -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
 fi
-"${podman[@]}" import --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' "$tarball" "$image" >/dev/null
+"${podman[@]}" import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' "$tarball" "$image" >/dev/null
 echo "base image $image: imported from $tarball"
