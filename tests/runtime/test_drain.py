@@ -1,16 +1,20 @@
 """SIGTERM drains `routectl serve` (SPEC §5): /readyz 503 at once, late requests served, in-flight
-streams finish, exit 0; the drain ends at --drain-seconds whatever is still in flight."""
+streams finish, exit 0; the drain ends at --drain-seconds whatever is still in flight. And
+`--table` read from ROUTECTL_TABLE, a flag winning over it."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
-from conftest import KEYS, FakeUpstream, make_table
+from conftest import ENV, KEYS, FakeUpstream, make_table
 from procs import open_stream, readyz, serving, stream_rest
+from test_serve import LU, ROUTECTL, free_port, wait_ready
 
 from routectl.table import dump_table
 
@@ -74,3 +78,24 @@ def test_the_drain_ends_at_drain_seconds(tmp_path: Path, fake: FakeUpstream) -> 
         stream_rest(resp)  # cut: the connection was closed
         conn.close()
     assert "drain deadline: 1 request(s) still in flight are cut" in s.log_text()
+
+
+def test_the_table_comes_from_routectl_table_unless_the_flag_names_one(tmp_path: Path) -> None:
+    from_env, from_flag = tmp_path / "env.json", tmp_path / "flag.json"
+    raw_env, sha_env = dump_table(make_table())
+    raw_flag, sha_flag = dump_table(make_table(collections=LU))
+    from_env.write_bytes(raw_env)
+    from_flag.write_bytes(raw_flag)
+    env = {**os.environ, **ENV, "ROUTECTL_TABLE": str(from_env)}
+    for argv, sha in (([], sha_env), (["--table", str(from_flag)], sha_flag)):
+        port = free_port()
+        with (tmp_path / "serve.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [ROUTECTL, "serve", "--port", str(port), *argv], stdout=log, stderr=log, env=env
+            )
+            try:
+                wait_ready(port, proc)
+                assert readyz(port)[1]["table"] == sha
+            finally:
+                proc.terminate()
+                assert proc.wait(timeout=15) == 0
