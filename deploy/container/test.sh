@@ -82,9 +82,10 @@ ok "cli image: 'routectl check' on this repository exits 0"
 port=$(free_port)
 name=$run_id-baked
 containers+=("$name")
-# --network host: the container's 0.0.0.0 would be this machine's; tests stay on 127.0.0.1
+# --network host: the container's 0.0.0.0 would be this machine's; tests stay on 127.0.0.1.
+# podman's own complaints (no systemd for healthcheck timers here) go to podman.log
 "${engine[@]}" run -d --name "$name" "${run_opts[@]}" -e ROUTECTL_HOST=127.0.0.1 -e ROUTECTL_PORT="$port" \
-  "$tag:runtime" >/dev/null
+  "$tag:runtime" >/dev/null 2>>"$work/podman.log" || fail "run: $(cat "$work/podman.log")"
 sha=$(python3 -c 'import json; print(json.load(open("generated/routing_table.json"))["sha256"])')
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "http://127.0.0.1:$port/readyz" >"$work/readyz.json" || fail "/readyz: $("${engine[@]}" logs "$name" 2>&1 | tail -5)"
@@ -107,7 +108,7 @@ grep -q 'routectl_requests_total{model="echo/echo-1",route="/v1/chat/completions
 ok "GET /metrics counts the request: $(grep 'routectl_requests_total{model="echo/echo-1"' "$work/metrics.txt")"
 
 if [ "${engine[0]}" = podman ]; then
-  "${engine[@]}" healthcheck run "$name" >/dev/null || fail "HEALTHCHECK"
+  "${engine[@]}" healthcheck run "$name" >/dev/null 2>>"$work/podman.log" || fail "HEALTHCHECK"
   ok "HEALTHCHECK (GET /healthz from inside the container) passes"
 fi
 
@@ -123,7 +124,7 @@ name2=$run_id-mounted
 containers+=("$name2")
 "${engine[@]}" run -d --name "$name2" "${run_opts[@]}" -v "$mount:/etc/routectl/table:ro" \
   -e ROUTECTL_TABLE=/etc/routectl/table/routing_table.json -e ROUTECTL_HOST=127.0.0.1 -e ROUTECTL_PORT="$port2" \
-  "$tag:runtime" --watch >/dev/null
+  "$tag:runtime" --watch >/dev/null 2>>"$work/podman.log" || fail "run: $(cat "$work/podman.log")"
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port2/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 # a new table: the same routing with one more system collection, compiled by the cli image
 mkdir -p "$work/next"
@@ -148,7 +149,7 @@ status=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port2/v1/cha
 ok "the new table's collection answers 200"
 
 # ---- SIGTERM: drained, exit 0
-"${engine[@]}" stop -t 40 "$name2" >/dev/null
+"${engine[@]}" stop -t 40 "$name2" >/dev/null 2>>"$work/podman.log"
 code=$("${engine[@]}" inspect --format '{{.State.ExitCode}}' "$name2")
 [ "$code" = 0 ] || fail "exit code after SIGTERM: $code"
 grep -q "drained: no request in flight" <("${engine[@]}" logs "$name2" 2>&1) || fail "no drain in the log"
