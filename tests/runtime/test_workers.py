@@ -154,3 +154,27 @@ def test_a_worker_that_dies_is_logged_and_replaced(tmp_path: Path) -> None:
         assert proc.wait(timeout=15) == 0
     log = (tmp_path / "serve.log").read_text()
     assert f"(pid {victim}) was killed by SIGKILL; starting a new one" in log
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    raw, _ = dump_table(make_table(collections=LU))
+    with serving(tmp_path, raw) as (proc, port, _):
+        wait_ready(port, proc)
+        wait_for_listeners(port, 2)
+        workers = children_of(proc.pid)
+        proc.kill()  # no SIGTERM to forward: the workers notice on their own
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while listening_sockets(port) or any(running(w) for w in workers):
+            assert time.monotonic() < deadline, "orphaned workers still serve"
+            time.sleep(0.1)
+    assert "supervisor (pid" in (tmp_path / "serve.log").read_text()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

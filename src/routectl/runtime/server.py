@@ -63,6 +63,7 @@ class Worker:
     watch: bool = False  # --watch: reload when the table file (or a symlink to it) changes
     drain_seconds: float = 30.0  # SIGTERM: the longest wait for requests in flight
     limits: ServerLimits = field(default_factory=ServerLimits)  # client timeouts and the cap
+    supervisor: int | None = None  # the pid of the supervisor of --workers N, which forked this
 
 
 # After a drain (or its deadline), the most aiohttp waits for a handler before cancelling it
@@ -106,6 +107,8 @@ async def _serve(w: Worker) -> None:
         watcher.start()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    if w.supervisor is not None:
+        _stop_when_orphaned(loop, w.supervisor, stop)
     log.info(
         "serving %s (table %s) on http://%s:%d (pid %d)%s",
         w.table_path,
@@ -124,6 +127,22 @@ async def _serve(w: Worker) -> None:
         if share is not None:
             share.stop()
         await runner.cleanup()
+
+
+def _stop_when_orphaned(
+    loop: asyncio.AbstractEventLoop, supervisor: int, stop: asyncio.Event
+) -> None:
+    """A worker whose supervisor died (SIGKILL, OOM) drains and stops, instead of holding the
+    port with nobody to forward signals or replace workers."""
+
+    def check() -> None:
+        if os.getppid() != supervisor:
+            log.error("supervisor (pid %d) is gone: this worker stops", supervisor)
+            stop.set()
+        else:
+            loop.call_later(1.0, check)
+
+    loop.call_later(1.0, check)
 
 
 async def listen(
@@ -275,7 +294,8 @@ class _Supervisor:
         code = 0
         try:
             shared = (self.metrics_dir, index)
-            _run_worker(replace(self.w, reuse_port=True, shared_metrics=shared))
+            mine = replace(self.w, reuse_port=True, shared_metrics=shared, supervisor=os.getppid())
+            _run_worker(mine)
         except BaseException:  # a worker must exit, never return into the parent's code
             log.exception("worker failed")
             code = 1
