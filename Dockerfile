@@ -25,7 +25,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# `pip install .` is the runtime (pyproject.toml); pip and setuptools are not needed at run time
+# `pip install .` is the runtime (pyproject.toml); pip and setuptools are not needed at run time;
+# bytecode compiled here and valid whatever the files' times (the root filesystem is read-only)
 RUN python3 -m venv /opt/routectl \
  && /opt/routectl/bin/pip install --no-compile . \
  && /opt/routectl/bin/pip uninstall -y -q pip setuptools \
@@ -35,7 +36,7 @@ RUN python3 -m venv /opt/routectl \
  && find /opt/routectl /opt/routectl-cli -name '*.so' -exec strip --strip-unneeded {} + \
  && find /opt/routectl /opt/routectl-cli -type f \
       \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.h' \) -delete \
- && python3 -m compileall -q -j 0 /opt/routectl /opt/routectl-cli
+ && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/routectl /opt/routectl-cli
 
 # ---- cli: `docker run --rm -v "$PWD:/work" -w /work routectl:cli check`
 FROM base AS cli

@@ -29,7 +29,7 @@ test: lint typecheck
 # Deploying (docs/deploying.md). Minutes, so not in `make test` (which lints the Dockerfile and
 # validates deploy/kubernetes offline): build both images with podman (or docker), run them, curl
 # them, remove what was made. Installs podman and debootstrap from Debian when they are missing.
-container-test: setup
+container-test:
 	@command -v podman >/dev/null 2>&1 || command -v docker >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 \
 		&& [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq podman debootstrap runc >/dev/null; }
 	@command -v podman >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \

@@ -84,13 +84,14 @@ name=$run_id-baked
 containers+=("$name")
 # --network host: the container's 0.0.0.0 would be this machine's; tests stay on 127.0.0.1.
 # podman's own complaints (no systemd for healthcheck timers here) go to podman.log
-"${engine[@]}" run -d --name "$name" "${run_opts[@]}" -e ROUTECTL_HOST=127.0.0.1 -e ROUTECTL_PORT="$port" \
+# --read-only: as under Kubernetes' readOnlyRootFilesystem
+"${engine[@]}" run -d --name "$name" "${run_opts[@]}" --read-only -e ROUTECTL_HOST=127.0.0.1 -e ROUTECTL_PORT="$port" \
   "$tag:runtime" >/dev/null 2>>"$work/podman.log" || fail "run: $(cat "$work/podman.log")"
 sha=$(python3 -c 'import json; print(json.load(open("generated/routing_table.json"))["sha256"])')
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "http://127.0.0.1:$port/readyz" >"$work/readyz.json" || fail "/readyz: $("${engine[@]}" logs "$name" 2>&1 | tail -5)"
 grep -q "\"table\":\"$sha\"" "$work/readyz.json" || fail "/readyz: $(cat "$work/readyz.json")"
-ok "GET /readyz -> 200 $(cat "$work/readyz.json")"
+ok "GET /readyz -> 200 $(cat "$work/readyz.json") (read-only root filesystem)"
 
 curl -sS -D "$work/headers.txt" -o "$work/chat.json" "http://127.0.0.1:$port/v1/chat/completions" \
   -H 'Authorization: Bearer rk-demo-sam-solo' -H 'Content-Type: application/json' \
