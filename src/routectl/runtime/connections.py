@@ -59,7 +59,7 @@ class ServerLimits:
     @property
     def tick(self) -> float:
         """How often deadlines are checked: a deadline fires at most one tick late."""
-        return min(1.0, self.header_timeout / 4, self.body_timeout / 4)
+        return min(1.0, self.header_timeout / 4, self.body_timeout / 4, self.keepalive_timeout / 4)
 
 
 def raise_fd_limit() -> int:
