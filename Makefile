@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-fast lint typecheck demo bench bench-peers compile clean
+.PHONY: setup test test-fast lint typecheck demo bench bench-peers compile clean container-test rollout-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,21 @@ test-fast:
 	@[ -f $(STAMP) ] || $(MAKE) setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest -q -m "not db and not e2e and not slow"
+
+# Deploying (docs/deploying.md). Minutes, so not in `make test` (which lints the Dockerfile and
+# validates deploy/kubernetes offline): build both images with podman (or docker), run them, curl
+# them, remove what was made. Installs podman and debootstrap from Debian when they are missing.
+container-test:
+	@command -v podman >/dev/null 2>&1 || command -v docker >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 \
+		&& [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq podman debootstrap runc >/dev/null; }
+	@command -v podman >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq debootstrap >/dev/null || true
+	deploy/container/test.sh
+
+# The rollout proof alone, with its figures: three `serve --watch` replicas, a ConfigMap-style
+# table swap under load, a corrupt table refused, SIGTERM mid-stream (also part of `make test`).
+rollout-test: setup
+	$(BIN)/pytest -q -s tests/runtime/test_rollout.py
 
 compile: setup
 	$(BIN)/routectl compile

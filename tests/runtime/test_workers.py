@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import tempfile
@@ -131,3 +132,53 @@ def test_metrics_count_every_workers_requests(tmp_path: Path) -> None:
             counts.add(sum(float(line.rsplit(" ", 1)[1]) for line in chat_lines))
         assert counts == {20.0}
     assert set(Path(tempfile.gettempdir()).glob("routectl-metrics-*")) <= before  # removed
+
+
+def test_a_worker_that_dies_is_logged_and_replaced(tmp_path: Path) -> None:
+    raw, sha = dump_table(make_table(collections=LU))
+    with serving(tmp_path, raw) as (proc, port, _):
+        wait_ready(port, proc)
+        wait_for_listeners(port, 2)
+        before = children_of(proc.pid)
+        assert len(before) == 2
+        victim = before[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while True:  # the supervisor forks a replacement (after a pause if it died young)
+            now = children_of(proc.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            assert time.monotonic() < deadline, f"no replacement: {now}"
+            time.sleep(0.05)
+        wait_for_listeners(port, 2)
+        assert listening_sockets(port) == 2  # the new worker serves on the shared port too
+        for _ in range(20):
+            assert request(port, "GET", "/healthz")[:2] == (200, sha)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert f"(pid {victim}) was killed by SIGKILL; starting a new one" in log
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    raw, _ = dump_table(make_table(collections=LU))
+    with serving(tmp_path, raw) as (proc, port, _):
+        wait_ready(port, proc)
+        wait_for_listeners(port, 2)
+        workers = children_of(proc.pid)
+        proc.kill()  # no SIGTERM to forward: the workers notice on their own
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while listening_sockets(port) or any(running(w) for w in workers):
+            assert time.monotonic() < deadline, "orphaned workers still serve"
+            time.sleep(0.1)
+    assert "supervisor (pid" in (tmp_path / "serve.log").read_text()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -20,17 +20,39 @@ def register(group: click.Group) -> None:
         "table_path",
         default=DEFAULT_TABLE_PATH,
         show_default=True,
+        envvar="ROUTECTL_TABLE",
+        show_envvar=True,
         type=click.Path(dir_okay=False, path_type=Path),
         help="The compiled routing table (hash verified).",
     )
-    @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+    @click.option(
+        "--watch",
+        is_flag=True,
+        help="Reload when the table file, or a symlink it sits behind (a mounted ConfigMap), "
+        "changes; checked every second. A bad table is refused and the old one keeps serving.",
+    )
+    @click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        envvar="ROUTECTL_HOST",
+        show_envvar=True,
+        help="Address to listen on (0.0.0.0 in the container image).",
+    )
+    @click.option(
+        "--port",
+        default=8080,
+        show_default=True,
+        envvar="ROUTECTL_PORT",
+        show_envvar=True,
+        type=click.IntRange(0, 65535),
+    )
     @click.option(
         "--workers",
         default=1,
         show_default=True,
         type=click.IntRange(1, 256),
-        help="Processes sharing the port (SO_REUSEPORT).",
+        help="Processes sharing the port (SO_REUSEPORT); one that dies is replaced.",
     )
     @click.option(
         "--max-body-bytes",
@@ -39,8 +61,24 @@ def register(group: click.Group) -> None:
         type=click.IntRange(1),
         help="Larger request bodies get 413 request_too_large.",
     )
-    def serve(table_path: Path, host: str, port: int, workers: int, max_body_bytes: int) -> None:
-        """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it."""
+    @click.option(
+        "--drain-seconds",
+        default=30,
+        show_default=True,
+        type=click.IntRange(0),
+        help="On SIGTERM, the longest wait for requests in flight (streams included).",
+    )
+    def serve(
+        table_path: Path,
+        watch: bool,
+        host: str,
+        port: int,
+        workers: int,
+        max_body_bytes: int,
+        drain_seconds: int,
+    ) -> None:
+        """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
+        SIGTERM drains and stops."""
         # imported here: every other command (compile in CI) skips the runtime's imports
         from routectl.review.explain_http import mount_explain
         from routectl.runtime import server
@@ -53,7 +91,14 @@ def register(group: click.Group) -> None:
             raise click.ClickException(str(exc)) from exc
         server.setup_logging()
         worker = server.Worker(
-            table, table_path, host, port, max_body_bytes, mounts=(mount_explain,)
+            table,
+            table_path,
+            host,
+            port,
+            max_body_bytes,
+            mounts=(mount_explain,),
+            watch=watch,
+            drain_seconds=drain_seconds,
         )
         status = server.run(worker, workers)
         if status:

@@ -11,7 +11,8 @@ from aiohttp import web
 
 from routectl.runtime import handlers
 from routectl.runtime.accesslog import AccessLog
-from routectl.runtime.keys import FORMATS, RUNTIME
+from routectl.runtime.connections import Connections, track
+from routectl.runtime.keys import CONNECTIONS, FORMATS, RUNTIME
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_UPSTREAM_CONNECTIONS
@@ -56,8 +57,10 @@ def create_app(
         max_body_bytes=max_body_bytes,
         table_path=table_path,
     )
-    app = web.Application(middlewares=[envelope], client_max_size=max_body_bytes)
+    # track inside envelope: its 413 and its counts see the envelope's error shape and headers
+    app = web.Application(middlewares=[envelope, track], client_max_size=max_body_bytes)
     app[RUNTIME] = runtime
+    app[CONNECTIONS] = Connections(runtime.metrics.registry)
     app[FORMATS] = {}  # a route of another client format registers it (errors in its shape)
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:

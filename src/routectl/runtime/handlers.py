@@ -120,13 +120,15 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
-    """Readiness: a verified table is loaded and the upstream session is open."""
+    """Readiness: a verified table is loaded, the upstream session is open, and the process is
+    not stopping; `reload` tells how the last reload (SIGHUP, --watch) went."""
     rt = request.app[RUNTIME]
     ready = rt.session is not None and not rt.session.closed
-    return _json(
-        {"status": "ready" if ready else "starting", "table": rt.served.sha},
-        200 if ready else 503,
-    )
+    status = "draining" if rt.draining else "ready" if ready else "starting"
+    body: dict[str, object] = {"status": status, "table": rt.served.sha}
+    if rt.last_reload is not None:
+        body["reload"] = rt.last_reload
+    return _json(body, 200 if status == "ready" else 503)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

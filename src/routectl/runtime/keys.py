@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from routectl.runtime.connections import Connections
     from routectl.runtime.ingress import ClientFormat
     from routectl.runtime.served import Runtime, ServedTable
 
-__all__ = ["FORMATS", "RECORD", "REQUEST_ID", "RUNTIME", "SERVED"]
+__all__ = ["CONNECTIONS", "FORMATS", "RECORD", "REQUEST_ID", "RUNTIME", "SERVED"]
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("routectl_runtime")
+# the client connections: timeouts, the cap, requests in flight (runtime/connections.py)
+CONNECTIONS: web.AppKey[Connections] = web.AppKey("routectl_connections")
 # route path (canonical) -> the client format its errors answer in; OpenAI chat when absent
 FORMATS: web.AppKey[dict[str, ClientFormat]] = web.AppKey("routectl_formats")
 

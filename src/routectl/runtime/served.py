@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -123,6 +125,8 @@ class Runtime:
         self.max_body_bytes = max_body_bytes
         self.table_path = table_path
         self.session: aiohttp.ClientSession | None = None
+        self.draining = False  # stopping (SIGTERM): /readyz answers 503, see runtime/server.py
+        self.last_reload: dict[str, Any] | None = None  # the last reload's outcome, for /readyz
         state.configure(table, self.environ)
         self.served = ServedTable(table, self.environ)
         metrics.table_info.labels(table.sha256).set(1)
@@ -150,7 +154,14 @@ class Runtime:
             table = load_table(target)
         except TableError as exc:
             self.metrics.reloads.labels("refused").inc()
+            self.last_reload = {"result": "refused", "error": str(exc), "at": round(time.time())}
             log.error("routing table reload refused, still serving %s: %s", self.served.sha, exc)
             return False
+        if table.sha256 == self.served.sha:  # a repeated SIGHUP, a watch's first look, a revert
+            if self.last_reload is not None and self.last_reload["result"] == "refused":
+                log.info("routing table file is the served one again (%s)", table.sha256)
+            self.last_reload = {"result": "unchanged", "at": round(time.time())}
+            return True
         self.reload(table)
+        self.last_reload = {"result": "ok", "at": round(time.time())}
         return True
