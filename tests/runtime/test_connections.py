@@ -22,6 +22,8 @@ from routectl.runtime.connections import ServerLimits
 from routectl.runtime.server import listen
 from routectl.table import dump_table
 
+pytestmark = pytest.mark.e2e
+
 Listen = Callable[..., int]
 WAIT = 10.0  # generous: the longest any answer below may take on a loaded machine
 

@@ -12,11 +12,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import ENV, KEYS, FakeUpstream, make_table
 from procs import open_stream, readyz, serving, stream_rest
 from test_serve import LU, ROUTECTL, free_port, wait_ready
 
 from routectl.table import dump_table
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CHUNKS = 40  # streamed 0.05 s apart by the fake upstream's "slow" action: a 2 s stream
 

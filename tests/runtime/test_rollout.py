@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from conftest import KEYS, FakeUpstream, make_table
 from procs import ConfigMapDir, Served, open_stream, readyz, serving, stream_rest
 from test_drain import CHUNKS, long_stream
@@ -27,6 +28,8 @@ from test_serve import EXTRA, LU
 
 from routectl.runtime.watch import WATCH_INTERVAL
 from routectl.table import dump_table
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPLICAS = 3
 CLIENTS = 4  # threads sending requests back to back

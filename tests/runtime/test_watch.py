@@ -8,9 +8,12 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from procs import ConfigMapDir
 
 from routectl.runtime.watch import TableWatcher
+
+pytestmark = pytest.mark.e2e
 
 INTERVAL = 0.02
 
