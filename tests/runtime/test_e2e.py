@@ -361,26 +361,29 @@ def test_streaming_with_the_sdk_sync(start: Start) -> None:
 
 async def test_streaming_with_the_sdk_async(start: Start) -> None:
     gw = start()
-    stream = await aclient(gw, "carol").chat.completions.create(
-        model="auto(free)",
-        messages=[{"role": "user", "content": "one two three"}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    parts: list[str] = []
-    usage = None
-    async for chunk in stream:
-        if chunk.choices:
-            parts.append(chunk.choices[0].delta.content or "")
-        if chunk.usage:
-            usage = chunk.usage
+    # closed here, on this loop: a client collected later would schedule its close on another
+    async with aclient(gw, "carol") as client:
+        stream = await client.chat.completions.create(
+            model="auto(free)",
+            messages=[{"role": "user", "content": "one two three"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        parts: list[str] = []
+        usage = None
+        async for chunk in stream:
+            if chunk.choices:
+                parts.append(chunk.choices[0].delta.content or "")
+            if chunk.usage:
+                usage = chunk.usage
     assert "".join(parts) == "one two three"
     assert usage is not None and usage.completion_tokens > 0
 
 
 async def test_async_sdk_non_streaming(start: Start) -> None:
     gw = start()
-    resp = await aclient(gw, "bob").chat.completions.create(model="fake/m2", messages=HELLO)
+    async with aclient(gw, "bob") as client:
+        resp = await client.chat.completions.create(model="fake/m2", messages=HELLO)
     assert resp.model == "fake/m2"
     assert resp.choices[0].message.content == "fake:m2:hello"
 

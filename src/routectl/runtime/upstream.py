@@ -214,7 +214,9 @@ class _Forwarder:
         ctype = failure.content_type.split(";")[0] or _JSON
         body = failure.body
         if not failure.native:  # an upstream of another format: its error in the client's shape
-            body, ctype = self.call.format.foreign_error(failure.status, body), _JSON
+            translated = self.call.format.foreign_error(failure.status, body)
+            if translated is not body:
+                body, ctype = translated, _JSON
         return web.Response(
             status=failure.status,
             body=body,

@@ -90,19 +90,21 @@ def replace_model(raw: bytes, old: str, new: str) -> bytes | None:
             start = colon + 1
             while start < len(raw) and raw[start] in _SPACE:
                 start += 1
-            value = _STRING.match(raw, start)
-            if value is None:
+            string = _STRING.match(raw, start)
+            if string is None:
                 return None
-            found = value.span()
+            found = string.span()
         at = raw.find(_KEY, end)
     if found is None:
         return None
     start, end = found
-    try:
-        if orjson.loads(raw[start:end]) != old:
+    value = raw[start:end]
+    if value != orjson.dumps(old):  # as orjson writes it (the usual case), else decoded
+        try:
+            if orjson.loads(value) != old:
+                return None
+        except orjson.JSONDecodeError:
             return None
-    except orjson.JSONDecodeError:
-        return None
     return raw[:start] + orjson.dumps(new) + raw[end:]
 
 
