@@ -666,6 +666,25 @@ def test_a_stream_cut_mid_way_ends_with_an_error_event(setup: Setup) -> None:
     validate(setup.rec.streams[-1])  # the client still read a well-formed stream
 
 
+def test_a_body_over_the_limit_is_a_413_in_anthropic_shape(loop_thread: LoopThread) -> None:
+    table = build_table(text=config(9, 9))
+    runner, port = loop_thread.start(create_app(table, environ=ENV, max_body_bytes=1000))
+    try:
+        client = sdk(f"http://127.0.0.1:{port}", KEYS["alice"], Recorded())
+        with pytest.raises(anthropic.APIStatusError) as info:
+            client.messages.create(
+                model="echo/e1", max_tokens=5, messages=[{"role": "user", "content": "x" * 2000}]
+            )
+    finally:
+        loop_thread.stop(runner)
+    assert info.value.status_code == 413
+    assert error_of(info.value) == {
+        "type": "request_too_large",
+        "message": "Request body is larger than 1000 bytes",
+        "code": "request_too_large",
+    }
+
+
 def test_x_api_key_and_bearer_name_the_same_caller(setup: Setup) -> None:
     body = {"model": "echo/e1", "max_tokens": 5, "messages": [{"role": "user", "content": "who"}]}
     for headers in ({"x-api-key": KEYS["alice"]}, {"Authorization": f"Bearer {KEYS['alice']}"}):
@@ -787,8 +806,8 @@ def test_the_seed_documents_example_runs_as_written(setup: Setup) -> None:
     assert response.usage.output_tokens + response.usage.input_tokens > 0
 
 
-def test_every_stream_of_this_module_was_validated(setup: Setup) -> None:
-    # the recorder validates each SSE body the SDK reads; this proves the hook runs at all
+def test_the_recorder_validates_every_stream_the_sdk_reads(setup: Setup) -> None:
+    # every SSE body an SDK client of this module reads goes through the validator: the hook runs
     with setup.client().messages.stream(
         model="echo/e1", max_tokens=5, messages=[{"role": "user", "content": "v"}]
     ) as s:
