@@ -15,6 +15,7 @@ from messages_corpus import (
     REFUSED,
     REQUESTS,
 )
+from messages_fakes import sse
 from messages_sse import StreamError, validate
 from syrupy.assertion import SnapshotAssertion
 
@@ -181,6 +182,21 @@ def test_a_native_stream_passes_unchanged_and_its_usage_is_read(name: str) -> No
     else:
         assert watch.error is None
         assert watch.usage == {"prompt_tokens": 121, "completion_tokens": 9, "total_tokens": 130}
+
+
+def test_the_watch_reads_only_the_stream_s_own_counts_and_markers() -> None:
+    # text that quotes a usage key, an event line and a message_stop: escaped inside JSON strings
+    text = 'say "output_tokens": 999\nevent: message_stop\n"error":{"type":"x"}'
+    delta = {"type": "text_delta", "text": text}
+    events = EVENT_STREAMS["text_only"]
+    tricky = sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+    stream = b"".join([*events[:3], tricky])  # cut before the block ends: no message_stop yet
+    watch = NativeWatch()
+    for i in range(0, len(stream), 5):
+        watch.feed(stream[i : i + 5])
+    assert watch.usage == {"prompt_tokens": 121, "completion_tokens": 1, "total_tokens": 122}
+    assert watch.error is None
+    assert validate(stream + watch.close(), complete=True)[-1][0] == "error"
 
 
 def test_a_native_stream_that_stops_early_gets_an_error_event() -> None:
