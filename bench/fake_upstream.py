@@ -1,7 +1,9 @@
 """A fast fake OpenAI upstream for the benchmark: real HTTP/1.1 keep-alive on a raw asyncio protocol.
 
 Not part of the product. `POST /v1/chat/completions` answers a small constant JSON body (with the
-requested `model` echoed), or an SSE stream of a handful of chunks and `[DONE]` when `stream: true`.
+requested `model` echoed), or an SSE stream of a handful of chunks and `[DONE]` when `stream: true`;
+`POST /v1/messages` does the same as Anthropic's Messages API (the key in `x-api-key`, the stream
+as Anthropic's named events).
 `GET /v1/models`, `GET /healthz` and `GET /stats` (requests per model, to check the routing spread)
 exist too. A raw protocol on uvloop costs a fraction of an aiohttp handler, so the upstream, which
 shares a core with the load generator, is never the bottleneck of what is measured.
@@ -41,6 +43,41 @@ _STREAM_DELTAS = (
 )
 _USAGE_DELTA = b',"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}'
 _DONE = b"data: [DONE]\n\n"
+
+# the same answer as Anthropic's Messages API writes it
+_MESSAGE_HEAD = b'{"id":"msg_bench","type":"message","role":"assistant","model":'
+_MESSAGE_TAIL = (
+    b',"content":[{"type":"text","text":"Hello from the fake upstream."}],"stop_reason":"end_turn",'
+    b'"stop_sequence":null,"usage":{"input_tokens":9,"output_tokens":6}}'
+)
+_MESSAGE_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_bench","type":'
+    b'"message","role":"assistant","content":[],"model":'
+)
+_MESSAGE_START_TAIL = (
+    b',"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":9,"output_tokens":1}}}\n\n'
+)
+
+
+def _delta(text: bytes) -> bytes:
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+        b'{"type":"text_delta","text":"' + text + b'"}}\n\n'
+    )
+
+
+_MESSAGE_EVENTS = (
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n',
+    b'event: ping\ndata: {"type":"ping"}\n\n',
+    _delta(b"Hello"),
+    _delta(b" from the"),
+    _delta(b" fake upstream."),
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn",'
+    b'"stop_sequence":null},"usage":{"output_tokens":6}}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+)
 
 
 def _status_line(code: int) -> bytes:
@@ -96,6 +133,7 @@ class UpstreamState:
 
     def __init__(self, api_key: str | None, chunk_gap_s: float) -> None:
         self.expected_auth = b"bearer " + api_key.encode() if api_key else None
+        self.expected_key = api_key.encode() if api_key else None  # Anthropic's x-api-key
         self.chunk_gap_s = chunk_gap_s
         self.counts: Counter[str] = Counter()
 
@@ -138,6 +176,7 @@ class UpstreamProtocol(asyncio.Protocol):
             chunked = False
             close = version == b"HTTP/1.0"
             auth = b""
+            api_key = b""
             for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 name = name.strip().lower()
@@ -150,6 +189,8 @@ class UpstreamProtocol(asyncio.Protocol):
                     close = v == b"close" or (close and v != b"keep-alive")
                 elif name == b"authorization":
                     auth = value.strip()
+                elif name == b"x-api-key":
+                    api_key = value.strip()
             start = end + 4
             if chunked:
                 decoded = _dechunk(self.buf, start)
@@ -161,7 +202,11 @@ class UpstreamProtocol(asyncio.Protocol):
                     return
                 body, consumed = bytes(self.buf[start : start + length]), start + length
             del self.buf[:consumed]
-            self._respond(method, target.split(b"?", 1)[0], auth, body, close)
+            path = target.split(b"?", 1)[0]
+            if method == b"POST" and path == b"/v1/messages":
+                self._messages(api_key, body, close)
+            else:
+                self._respond(method, path, auth, body, close)
             if close:
                 self.transport.close()
                 return
@@ -208,7 +253,35 @@ class UpstreamProtocol(asyncio.Protocol):
         else:
             write(_error(404, "not found", close))
 
+    def _messages(self, api_key: bytes, body: bytes, close: bool) -> None:
+        assert self.transport is not None
+        expected = self.state.expected_key
+        if expected is not None and api_key != expected:
+            self.transport.write(_error(401, "invalid x-api-key", close))
+            return
+        try:
+            req = orjson.loads(body)
+            model = orjson.dumps(str(req["model"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self.transport.write(_error(400, "body must be JSON with a model", close))
+            return
+        self.state.counts[req["model"]] += 1
+        if req.get("stream") is not True:
+            answer = _MESSAGE_HEAD + model + _MESSAGE_TAIL
+            self.transport.write(_fixed(200, b"application/json", answer, close))
+            return
+        events = [_MESSAGE_START + model + _MESSAGE_START_TAIL, *_MESSAGE_EVENTS]
+        self._write_stream([_chunk(e) for e in events], close)
+
     def _stream(self, model: bytes, usage: bool, close: bool) -> None:
+        events = [_chunk(b"data: " + _CHUNK_HEAD + model + d + b"\n\n") for d in _STREAM_DELTAS]
+        if usage:
+            events.append(_chunk(b"data: " + _CHUNK_HEAD + model + _USAGE_DELTA + b"\n\n"))
+        events.append(_chunk(_DONE))
+        self._write_stream(events, close)
+
+    def _write_stream(self, events: list[bytes], close: bool) -> None:
+        """A chunked SSE answer: the events as they are, or spaced by --chunk-gap-ms."""
         assert self.transport is not None
         head = (
             _status_line(200)
@@ -217,10 +290,7 @@ class UpstreamProtocol(asyncio.Protocol):
             + (b"Connection: close\r\n" if close else b"")
             + b"Server: fake-upstream\r\n\r\n"
         )
-        events = [_chunk(b"data: " + _CHUNK_HEAD + model + d + b"\n\n") for d in _STREAM_DELTAS]
-        if usage:
-            events.append(_chunk(b"data: " + _CHUNK_HEAD + model + _USAGE_DELTA + b"\n\n"))
-        events.append(_chunk(_DONE) + b"0\r\n\r\n")
+        events[-1] += b"0\r\n\r\n"
         gap = self.state.chunk_gap_s
         if gap <= 0:
             self.transport.write(head + b"".join(events))

@@ -78,6 +78,8 @@ def compose(bench: Bench, load: tuple[float, float]) -> str:
     lines += ["", report.markdown_table(bench.rows), "", "Ratios (same run):", ""]
     lines += report.ratio_lines(bench.rows, routes) or ["- none: routectl was not measured"]
     lines += ["", "Goals of issue 6 (same run):", "", *report.goal_lines(bench.rows, routes, big)]
+    messages = report.messages_lines(bench.rows, targets.MESSAGES_ROUTE.label)
+    lines += ["", "Goal of issue 11, /v1/messages (same run):", "", *messages]
     spread = [f"- {r.target}, {r.route}: {r.spread}" for r in bench.rows if r.spread]
     if spread:
         lines += ["", "Upstream requests per model during the json c=64 rows:", "", *spread]

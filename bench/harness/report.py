@@ -246,6 +246,25 @@ def goal_lines(rows: list[Row], routes: list[str], big: TableFigure | None) -> l
     return out
 
 
+def messages_lines(rows: list[Row], route: str) -> list[str]:
+    """Issue 11: /v1/messages pass-through req/s over chat completions' provider/model, same run
+    and target (both a private connection, one model, the same small request and answer)."""
+    out: list[str] = []
+    for target in (ROUTECTL_1W, ROUTECTL_2W):
+        for stream in (False, True):
+            for conc in (64, 1):
+                x = _ratio(
+                    find(rows, target, stream, conc, route),
+                    find(rows, target, stream, conc, PROVIDER_MODEL),
+                )
+                if x is None:
+                    continue
+                mode = "streaming" if stream else "non-streaming"
+                text = f"{target}, {mode}, c={conc}: {route} / chat completions req/s {x:.2f}"
+                out.append(_check(x >= 0.9, text + " (goal >= 0.9)"))
+    return out or [_check(None, f"{route}: not measured")]
+
+
 def table_size_markdown(figures: list[TableFigure]) -> str:
     """The table-size figures: load_table and create_app in a fresh interpreter, and `routectl serve`."""
     out = [

@@ -127,7 +127,8 @@ class Bench:
             except RuntimeError as exc:
                 self.notes.append(f"{name} did not start: {exc}")
                 continue
-            target = Target(name, _chat_url(port), auth, targets.ROUTECTL_ROUTES, proc)
+            routes = [*targets.ROUTECTL_ROUTES, targets.MESSAGES_ROUTE]
+            target = Target(name, _chat_url(port), auth, routes, proc)
             if workers > 1:
                 target.concurrencies = (64,)
                 target.streams = (False,) if self.s.quick else (False, True)
@@ -175,11 +176,13 @@ class Bench:
     def _warm(self, target: Target) -> None:
         if target.proc is None or self.s.warmup_s <= 0:
             return
-        body = targets.request_body(target.routes[0].model, False)
-        if _probe(target.url, body, target.headers, False) is None:
+        route = target.routes[0]
+        body = targets.request_body(route.model, False)
+        url, headers = targets.route_url(target, route), targets.route_headers(target, route)
+        if _probe(url, body, headers, False) is None:
             seconds = max(self.s.warmup_s, target.min_duration_s)
             try:
-                self.driver.load(target.url, body, target.headers, 64, seconds)
+                self.driver.load(url, body, headers, 64, seconds)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
                 self.log(f"{target.name}: warm-up failed: {exc}")
 
@@ -214,9 +217,11 @@ class Bench:
             row.note = "skipped: time budget spent"
             return row
         body = targets.request_body(route.model, stream)
+        url, headers = targets.route_url(target, route), targets.route_headers(target, route)
+        expect = targets.route_answers(route)
         # The check also drains the previous row: a slow gateway still works through the requests
         # the load generator abandoned when its run ended, and this one queues behind them.
-        problem = _probe(target.url, body, target.headers, stream)
+        problem = _probe(url, body, headers, stream, expect)
         if problem is not None:
             row.note = f"failed: {problem}"
             return row
@@ -226,16 +231,16 @@ class Bench:
         ticks = cpu_ticks(pid) if pid is not None else 0
         duration = max(self.s.duration_s, target.min_duration_s)
         try:
-            row.load = self.driver.load(target.url, body, target.headers, conc, duration)
+            row.load = self.driver.load(url, body, headers, conc, duration)
             if pid is not None and row.load.requests > 0:
                 # CPU until the abandoned in-flight requests are done too, shared by all of them
-                _probe(target.url, body, target.headers, stream)
+                _probe(url, body, headers, stream, expect)
                 used = cpu_ticks(pid) - ticks
                 row.cpu_us = used / CLK_TCK * 1e6 / (row.load.requests + conc + 1)
                 row.rss_mb = peak_rss_kb(pid) / 1024.0
             if stream and conc == 1:
                 ttfc_s = max(0.3, self.s.ttfc_s / max(1, self.s.reps))
-                row.ttfc = self.driver.ttfc(target.url, body, target.headers, ttfc_s)
+                row.ttfc = self.driver.ttfc(url, body, headers, ttfc_s)
         except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
             row.load = None
             row.note = f"failed: {str(exc).splitlines()[0][:160]}"
@@ -342,8 +347,10 @@ def _better(old: Row | None, new: Row) -> Row:
     return new if new.load.rps > old.load.rps else old
 
 
-def _probe(url: str, body: bytes, headers: dict[str, str], stream: bool) -> str | None:
-    """One request: None when it answers 200 with a completion, else why not."""
+def _probe(
+    url: str, body: bytes, headers: dict[str, str], stream: bool, expect: bytes = b'"choices"'
+) -> str | None:
+    """One request: None when it answers 200 with a completion (`expect` in it), else why not."""
     req = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json", **headers}
     )
@@ -356,6 +363,6 @@ def _probe(url: str, body: bytes, headers: dict[str, str], stream: bool) -> str 
         return str(exc)
     if stream and b"data:" not in data:
         return "a streaming request got no SSE data"
-    if not stream and b'"choices"' not in data:
-        return f"no choices in the answer: {data[:160].decode(errors='replace')}"
+    if not stream and expect not in data:
+        return f"no {expect.decode()} in the answer: {data[:160].decode(errors='replace')}"
     return None

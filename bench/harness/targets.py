@@ -26,12 +26,18 @@ LITELLM_MASTER_KEY = "sk-bench-litellm-master"
 PROMPT = "Say hello in one short sentence."
 
 
+ANTHROPIC_VERSION = "2023-06-01"
+
+
 @dataclass(frozen=True)
 class Route:
     """One kind of request: a label for the table and the `model` field that selects it."""
 
     label: str
     model: str
+    # an Anthropic Messages request (POST /v1/messages, the key in x-api-key) instead of chat;
+    # the body is the same JSON: model, one user message, max_tokens, stream
+    messages: bool = False
 
 
 @dataclass
@@ -59,6 +65,26 @@ def request_body(model: str, stream: bool) -> bytes:
             "stream": stream,
         }
     )
+
+
+def route_url(target: Target, route: Route) -> str:
+    """Where a route's requests go on a target (its chat URL, or /v1/messages beside it)."""
+    if not route.messages:
+        return target.url
+    return target.url.removesuffix("/v1/chat/completions") + "/v1/messages"
+
+
+def route_headers(target: Target, route: Route) -> dict[str, str]:
+    """A route's request headers: the target's, or Anthropic's SDK headers with the same key."""
+    if not route.messages:
+        return target.headers
+    key = target.headers.get("Authorization", "").removeprefix("Bearer ")
+    return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+
+
+def route_answers(route: Route) -> bytes:
+    """A key every successful non-streamed answer of the route has."""
+    return b'"content"' if route.messages else b'"choices"'
 
 
 def python_argv(script: str, *args: str) -> list[str]:
@@ -163,6 +189,8 @@ ROUTECTL_ROUTES = [
     Route("least_used collection", "collection/bench-lu"),
     Route("provider/model", "fake/gpt-4o-mini"),
 ]
+# issue 11: /v1/messages passed through to an Anthropic upstream, next to chat's provider/model
+MESSAGES_ROUTE = Route("/v1/messages pass-through", "fake-anth/claude-bench", messages=True)
 
 
 # ---------------------------------------------------------------- LiteLLM

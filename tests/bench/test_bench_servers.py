@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import openai
 import pytest
 
@@ -168,3 +169,23 @@ def test_python_load_generator_completes_requests(mode: str, upstream: str, tmp_
     assert result["requests"] > 0
     errors = result["errors"]
     assert (sum(errors.values()) if isinstance(errors, dict) else errors) == 0
+
+
+def test_upstream_answers_as_anthropic_messages(upstream: str) -> None:
+    client = anthropic.Anthropic(
+        base_url=upstream, api_key="unused", default_headers={"x-api-key": KEY}, max_retries=0
+    )
+    messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": "hi"}]
+    answer = client.messages.create(model="fake-anth/m-5", max_tokens=8, messages=messages)
+    assert answer.model == "fake-anth/m-5" and answer.stop_reason == "end_turn"
+    assert [b.type for b in answer.content] == ["text"]
+    with client.messages.stream(model="fake-anth/m-5", max_tokens=8, messages=messages) as stream:
+        assert "".join(stream.text_stream) == "Hello from the fake upstream."
+        final = stream.get_final_message()
+    assert final.model == "fake-anth/m-5" and final.usage.output_tokens == 6
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(
+            base_url=upstream, api_key="x", default_headers={"x-api-key": "wrong"}, max_retries=0
+        ).messages.create(model="fake-anth/m-5", max_tokens=8, messages=messages)
+    with urllib.request.urlopen(f"{upstream}/stats", timeout=5) as resp:
+        assert json.loads(resp.read())["fake-anth/m-5"] == 2

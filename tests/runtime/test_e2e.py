@@ -363,10 +363,7 @@ def test_streaming_with_the_sdk_sync(start: Start) -> None:
 
 async def test_streaming_with_the_sdk_async(start: Start) -> None:
     gw = start()
-    parts: list[str] = []
-    usage = None
-    # closed here: a client left to the collector closes itself on a loop that is gone, and
-    # asyncio logs that error into whichever test runs then
+    # closed here, on this loop: a client collected later would schedule its close on another
     async with aclient(gw, "carol") as client:
         stream = await client.chat.completions.create(
             model="auto(free)",
@@ -374,6 +371,8 @@ async def test_streaming_with_the_sdk_async(start: Start) -> None:
             stream=True,
             stream_options={"include_usage": True},
         )
+        parts: list[str] = []
+        usage = None
         async for chunk in stream:
             if chunk.choices:
                 parts.append(chunk.choices[0].delta.content or "")

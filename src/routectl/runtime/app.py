@@ -12,6 +12,7 @@ from aiohttp import web
 from routectl.runtime import handlers
 from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.connections import Connections, track
+from routectl.runtime.ingress.anthropic_messages import ANTHROPIC_MESSAGES
 from routectl.runtime.keys import CONNECTIONS, FORMATS, RUNTIME
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
@@ -23,6 +24,9 @@ from routectl.table import RoutingTable
 __all__ = ["Mount", "create_app"]
 
 _COLLECTIONS = "/api/user/model-collections"
+# Anthropic's SDKs append /v1/messages to their base_url; the seed documents hand them the
+# OpenAI-style base_url that ends in /v1, so the Messages routes answer under /v1/v1 as well
+_ANTHROPIC_PREFIXES = ("", "/v1")
 
 # Adds routes to the app before it starts: how whoever composes the server (the serve command)
 # mounts endpoints of higher layers, e.g. the review tools' `POST /v1/route/explain`, without the
@@ -82,6 +86,15 @@ def create_app(
     r = app.router
     r.add_post("/v1/chat/completions", handlers.chat_completions)
     r.add_get("/v1/models", handlers.list_models)
+    for prefix in _ANTHROPIC_PREFIXES:
+        for path, handler in (
+            ("/v1/messages", handlers.messages),
+            ("/v1/messages/count_tokens", handlers.count_message_tokens),
+        ):
+            r.add_post(prefix + path, handler)
+            app[FORMATS][prefix + path] = ANTHROPIC_MESSAGES
+        if prefix:
+            r.add_get(prefix + "/v1/models", handlers.list_models)
     r.add_get(_COLLECTIONS, handlers.list_collections)
     r.add_get(_COLLECTIONS + "/{name}", handlers.get_collection)
     for method in ("POST", "PUT", "PATCH", "DELETE"):

@@ -9,21 +9,35 @@ from aiohttp.web_protocol import RequestPayloadError
 from routectl.runtime.access import visible_collections
 from routectl.runtime.auth import Caller, authenticate
 from routectl.runtime.errors import RoutingError
+from routectl.runtime.ingress.anthropic_messages import (
+    parse_count_request,
+    parse_messages_request,
+)
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
 from routectl.runtime.plan import plan_request
+from routectl.runtime.request import Call
 from routectl.runtime.resolve import resolve, route_for
+from routectl.runtime.tokens import count_tokens
+from routectl.runtime.translatable import translatable
 from routectl.runtime.upstream import forward
-from routectl.runtime.views import collection_detail, collection_summary, models_list
+from routectl.runtime.views import (
+    anthropic_models_page,
+    collection_detail,
+    collection_summary,
+    models_list,
+)
 
 __all__ = [
     "caller_of",
     "chat_completions",
+    "count_message_tokens",
     "get_collection",
     "healthz",
     "list_collections",
     "list_models",
     "managed_as_code",
+    "messages",
     "metrics",
     "read_body",
     "readyz",
@@ -46,11 +60,16 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def caller_of(request: web.Request) -> Caller:
-    """The authenticated caller of a request (401 invalid_api_key otherwise); logs its handle."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
+    """The authenticated caller of a request (401 invalid_api_key otherwise); logs its handle.
+
+    The key is a bearer token, or, without one, `x-api-key` (what Anthropic's SDKs and agents
+    send): the same digests either way."""
+    headers = request.headers
+    scheme, _, key = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        key = headers.get("x-api-key", "")
     served = request[SERVED]
-    caller = authenticate(served.index, key.strip()) if scheme.lower() == "bearer" else None
+    caller = authenticate(served.index, key.strip())
     if caller is None:
         raise RoutingError("invalid_api_key", 401, "Missing or invalid API key")
     request[RECORD]["caller"] = caller.handle
@@ -59,23 +78,53 @@ def caller_of(request: web.Request) -> Caller:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """POST /v1/chat/completions."""
+    caller = caller_of(request)
+    return await _routed(request, caller, parse_chat_request(await read_body(request)))
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """POST /v1/messages: Anthropic Messages, routed like chat."""
+    caller = caller_of(request)
+    call = parse_messages_request(await read_body(request), request.headers)
+    return await _routed(request, caller, call)
+
+
+async def _routed(request: web.Request, caller: Caller, call: Call) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     served = request[SERVED]
     rec = request[RECORD]
-    caller = caller_of(request)
-    call = parse_chat_request(await read_body(request))
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
     route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
     plan = plan_request(served.index, rt.state, caller, route, call.facts)
     if not plan.candidates:
         raise plan.error()
+    plan = translatable(plan, call, served)
     return await forward(request, rt, served, plan, call, request[REQUEST_ID], rec)
 
 
-async def list_models(request: web.Request) -> web.StreamResponse:
-    """GET /v1/models (cached per caller and table)."""
+async def count_message_tokens(request: web.Request) -> web.StreamResponse:
+    """POST /v1/messages/count_tokens: the upstream's count for an Anthropic member, else the
+    gateway's estimate (`x-routectl-token-count` says which)."""
+    rt = request.app[RUNTIME]
     served = request[SERVED]
     caller = caller_of(request)
+    call = parse_count_request(await read_body(request), request.headers)
+    request[RECORD]["requested_model"] = (
+        "load_balancer" if call.load_balancer is not None else call.model
+    )
+    route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
+    # a peek: counting tokens moves no cursor and no counter
+    plan = plan_request(served.index, rt.state, caller, route, call.facts, commit=False)
+    return await count_tokens(rt, served, plan, call, request[REQUEST_ID])
+
+
+async def list_models(request: web.Request) -> web.StreamResponse:
+    """GET /v1/models (cached per caller and table); in Anthropic's paged list format when the
+    request carries `anthropic-version`, as Anthropic's SDKs send it."""
+    served = request[SERVED]
+    caller = caller_of(request)
+    if "anthropic-version" in request.headers:
+        return _json(anthropic_models_page(served.index, caller, request.query))
     body = served.models_bodies.get(caller.handle)
     if body is None:
         body = served.models_bodies[caller.handle] = orjson.dumps(models_list(served.index, caller))

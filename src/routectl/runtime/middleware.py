@@ -62,14 +62,6 @@ def error_response(error: RoutingError, fmt: ClientFormat = OPENAI_CHAT) -> web.
     )
 
 
-def _format_of(request: web.Request) -> ClientFormat:
-    """The client format of the matched route (errors answer in its shape)."""
-    info = request.match_info.route.resource
-    if info is None:
-        return OPENAI_CHAT
-    return request.app[FORMATS].get(info.canonical, OPENAI_CHAT)
-
-
 def _http_error(exc: web.HTTPException, max_body: int) -> RoutingError:
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return RoutingError(
@@ -90,18 +82,22 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     request[REQUEST_ID] = rid
     request[RECORD] = rec
     started = time.perf_counter()
+    info = request.match_info.route.resource
+    route = info.canonical if info is not None else "unmatched"
+    # the client format of the route: errors answer in its shape (OpenAI chat when unregistered)
+    fmt = request.app[FORMATS].get(route, OPENAI_CHAT)
     resp: web.StreamResponse | None = None
     try:
         try:
             resp = await handler(request)
         except RoutingError as exc:
-            resp = error_response(exc, _format_of(request))
+            resp = error_response(exc, fmt)
             rec["error"] = exc.code
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             err = _http_error(exc, rt.max_body_bytes)
-            resp = error_response(err, _format_of(request))
+            resp = error_response(err, fmt)
             rec["error"] = err.code
         except ConnectionResetError:  # the client left: not a bug (CancelledError is no Exception)
             raise
@@ -112,12 +108,14 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
                 "unhandled error in %s %s (request %s)", request.method, request.path, rid
             )
             err = RoutingError("internal_error", 500, "Internal error")
-            resp = error_response(err, _format_of(request))
+            resp = error_response(err, fmt)
             rec["error"] = "internal_error"
         if not resp.prepared:
             headers = resp.headers
             headers["x-routectl-table"] = served.sha
             headers["x-request-id"] = rid
+            if fmt.id_header is not None:
+                headers[fmt.id_header] = rid
         return resp
     except (asyncio.CancelledError, ConnectionResetError):
         rec["status"] = 499  # the client went away
@@ -125,8 +123,6 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     finally:
         status = rec.get("status") or (resp.status if resp is not None else 500)
         rec["status"] = status
-        info = request.match_info.route.resource
-        route = info.canonical if info is not None else "unmatched"
         rt.metrics.count_request(route, rec.get("selected_model") or "", status)
         log = rt.access_log
         if log.enabled:

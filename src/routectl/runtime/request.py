@@ -3,6 +3,7 @@ request keys (`load_balancer`, `retry`, `timeout`, `orq`), which every format ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,10 @@ class Call:
     load_balancer: list[tuple[str, float]] | None = None
     overrides: Overrides | None = None
     include_usage: bool = False  # the client asked for usage in the stream
+    # for an upstream that speaks the client's format (`native`): the body's bytes when they may
+    # go as sent (only `model` replaced), and client headers it should see (anthropic-beta...)
+    raw: bytes | None = None
+    headers: Mapping[str, str] | None = None
     _chat: dict[str, Any] | None = None
 
     def chat_body(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class _Failure(Exception):
         body: bytes = b"",
         content_type: str = _JSON,
         retry_after: float | None = None,
+        native: bool = True,
     ) -> None:
         super().__init__(kind)
         self.kind = kind  # "429", "500", ... or "timeout" / "connect_error"
@@ -59,6 +60,7 @@ class _Failure(Exception):
         self.body = body
         self.content_type = content_type
         self.retry_after = retry_after
+        self.native = native  # the body is in the client's format (else the format translates it)
 
     @property
     def reason(self) -> str:
@@ -82,10 +84,16 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _chosen_headers(
-    served: ServedTable, rid: str, cand: Candidate, content_type: str = _JSON
+    served: ServedTable,
+    rid: str,
+    cand: Candidate,
+    content_type: str = _JSON,
+    id_header: str | None = None,
 ) -> CIMultiDict[str]:
     headers = CIMultiDict(served.chosen_headers(cand.connection_id, cand.model_id))
     headers["x-request-id"] = rid
+    if id_header is not None:  # the format's own name for it (Anthropic's request-id)
+        headers[id_header] = rid
     if content_type != _JSON:
         headers["Content-Type"] = content_type
     return headers
@@ -204,9 +212,14 @@ class _Forwarder:
                 {"attempts": self.attempts},
             )
         ctype = failure.content_type.split(";")[0] or _JSON
+        body = failure.body
+        if not failure.native:  # an upstream of another format: its error in the client's shape
+            translated = self.call.format.foreign_error(failure.status, body)
+            if translated is not body:
+                body, ctype = translated, _JSON
         return web.Response(
             status=failure.status,
-            body=failure.body,
+            body=body,
             headers=_chosen_headers(self.served, self.rid, cand, ctype),
         )
 
@@ -230,6 +243,8 @@ class _Forwarder:
             cand.member.info,
             self.rid,
             call.facts.prompt_tokens,
+            call.raw if native else None,
+            call.headers if native else None,
         )
         started = time.perf_counter()
         try:
@@ -257,10 +272,12 @@ class _Forwarder:
                     raw,
                     reply.headers.get("Content-Type", _JSON),
                     _retry_after(reply.headers.get("Retry-After")),
+                    native,
                 )
             if call.stream:
-                translate = None
-                if not native:
+                if native:
+                    translate = call.format.relay()
+                else:
                     upstream = dialect.translator(attempt, call.include_usage)
                     translate = self._translator(cand, upstream)
                 return await self._stream(cand, reply, started, translate)
@@ -304,7 +321,7 @@ class _Forwarder:
         self, cand: Candidate, upstream: ChunkTranslator | None
     ) -> ChunkTranslator | None:
         """The stream translation when the upstream does not speak the client's format."""
-        client = self.call.format.stream(cand.model_id)
+        client = self.call.format.stream(self.call, cand.model_id)
         if upstream is None or client is None:
             return upstream or client
         return _Chain(upstream, client)
@@ -344,7 +361,9 @@ class _Forwarder:
         ctype = (
             _SSE if translate is not None else reply.headers.get("Content-Type", _SSE).split(";")[0]
         )
-        headers = _chosen_headers(self.served, self.rid, cand, ctype or _SSE)
+        headers = _chosen_headers(
+            self.served, self.rid, cand, ctype or _SSE, self.call.format.id_header
+        )
         headers["Cache-Control"] = "no-cache"
         out = _EventStream(status=reply.status, headers=headers)
         await out.prepare(self.request)
@@ -371,12 +390,10 @@ class _Forwarder:
             # past the first byte there is no fallback: tell the client in-band and end the stream
             failure = _Failure("timeout" if isinstance(exc, TimeoutError) else "connect_error")
             self._book(cand, failure)
-            error = {
-                "error": {"code": "upstream_error", "message": f"upstream stream {failure.kind}"}
-            }
+            error = RoutingError("upstream_error", 502, f"upstream stream {failure.kind}")
             self.rec["stream_error"] = failure.kind
             try:
-                await out.write(b"data: " + orjson.dumps(error) + b"\n\n")
+                await out.write(self.call.format.stream_error(error))
             except ConnectionResetError:
                 return out
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from routectl.runtime.access import visible_collections
@@ -10,7 +11,7 @@ from routectl.runtime.index import TableIndex
 from routectl.runtime.state import RoutingState
 from routectl.table import Collection
 
-__all__ = ["collection_detail", "collection_summary", "models_list"]
+__all__ = ["anthropic_models_page", "collection_detail", "collection_summary", "models_list"]
 
 
 def models_list(index: TableIndex, caller: Caller) -> dict[str, Any]:
@@ -115,3 +116,53 @@ def collection_detail(
     detail = collection_summary(c)
     detail["models"] = models
     return detail
+
+
+_EPOCH = "1970-01-01T00:00:00Z"  # Anthropic's own value for an unknown release date
+_MAX_PAGE = 1000
+
+
+def _anthropic_model(index: TableIndex, ident: str) -> dict[str, Any]:
+    table = index.table
+    entry: dict[str, Any] = {
+        "type": "model",
+        "id": ident,
+        "display_name": ident,
+        "created_at": _EPOCH,
+        "lifecycle": "active",
+    }
+    model = table.models.get(ident)
+    if model is not None:
+        entry["max_input_tokens"] = model.context_window
+        entry["max_tokens"] = model.max_output_tokens
+    elif ident.startswith("collection/"):
+        found = table.collections.get(ident[len("collection/") :])
+        if found is not None and found.display_name:
+            entry["display_name"] = found.display_name
+    return entry
+
+
+def anthropic_models_page(
+    index: TableIndex, caller: Caller, query: Mapping[str, str]
+) -> dict[str, Any]:
+    """`GET /v1/models` in Anthropic's format: the same names as the OpenAI list, paged by
+    `limit` (default 20, at most 1000), `after_id` or `before_id` as Anthropic's API pages."""
+    ids = [m["id"] for m in models_list(index, caller)["data"]]
+    try:
+        limit = min(max(int(query.get("limit", "20")), 1), _MAX_PAGE)
+    except ValueError:
+        limit = 20
+    start, end = 0, len(ids)
+    if "after_id" in query:
+        start = ids.index(query["after_id"]) + 1 if query["after_id"] in ids else len(ids)
+    elif "before_id" in query:
+        end = ids.index(query["before_id"]) if query["before_id"] in ids else 0
+        start = max(0, end - limit)
+    page = ids[start : min(end, start + limit)]
+    has_more = (start > 0) if "before_id" in query else (start + len(page) < end)
+    return {
+        "data": [_anthropic_model(index, i) for i in page],
+        "has_more": has_more,
+        "first_id": page[0] if page else None,
+        "last_id": page[-1] if page else None,
+    }

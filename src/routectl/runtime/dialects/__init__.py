@@ -65,6 +65,16 @@ class Dialect(Protocol):
         """Send the attempt; awaiting raises TimeoutError or aiohttp.ClientError on failure."""
         ...
 
+    def count_tokens(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: Endpoint | None,
+        attempt: Attempt,
+        timeout: aiohttp.ClientTimeout,
+    ) -> Awaitable[Reply] | None:
+        """Ask the upstream to count a native request's input tokens; None when it cannot."""
+        ...
+
     def decode(self, data: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         """A successful JSON answer as an OpenAI `chat.completion` (not called when native)."""
         ...

@@ -8,14 +8,23 @@ into a `chat.completion` (`anthropic_stream.StreamTranslator` does the same for 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 from yarl import URL
 
 from routectl.runtime.dialects.anthropic_stream import StreamTranslator, finish_reason, usage_of
-from routectl.runtime.dialects.base import Attempt, Endpoint, HttpDialect, request_headers
+from routectl.runtime.dialects.base import (
+    Attempt,
+    Endpoint,
+    HttpDialect,
+    Reply,
+    attempt_headers,
+    replace_model,
+    request_headers,
+)
 from routectl.table import Connection
 
 if TYPE_CHECKING:
@@ -313,13 +322,39 @@ class AnthropicDialect(HttpDialect):
         return None
 
     def encode(self, attempt: Attempt) -> bytes:
-        """A Messages request (the model's max_output_tokens when the request sets none)."""
+        """A Messages request (the model's max_output_tokens when the request sets none).
+
+        A client that speaks Messages has its bytes forwarded as sent, `model` replaced."""
         if attempt.native:
             body = attempt.body
+            if attempt.raw is not None:
+                model = body.get("model")
+                sent = replace_model(
+                    attempt.raw, model if isinstance(model, str) else "", attempt.upstream_model
+                )
+                if sent is not None:
+                    return sent
             body["model"] = attempt.upstream_model
             return orjson.dumps(body)
         limit = attempt.info.max_output_tokens if attempt.info is not None else None
         return orjson.dumps(to_anthropic(attempt.body, attempt.upstream_model, limit))
+
+    def count_tokens(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: Endpoint | None,
+        attempt: Attempt,
+        timeout: aiohttp.ClientTimeout,
+    ) -> Awaitable[Reply] | None:
+        """`POST {messages URL}/count_tokens` with the native body (None for a translated one)."""
+        if endpoint is None or not attempt.native:
+            return None
+        return session.post(
+            endpoint.url / "count_tokens",
+            data=self.encode(attempt),
+            headers=attempt_headers(endpoint, attempt),
+            timeout=timeout,
+        )
 
     def decode(self, data: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         """A Messages answer as a chat.completion."""

@@ -3,17 +3,28 @@ HTTP sending that the network dialects have in common."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from routectl.table import Model
 
-__all__ = ["Attempt", "Body", "Endpoint", "HttpDialect", "Reply", "request_headers"]
+__all__ = [
+    "Attempt",
+    "Body",
+    "Endpoint",
+    "HttpDialect",
+    "Reply",
+    "attempt_headers",
+    "replace_model",
+    "request_headers",
+]
 
 # Sent on every upstream request. Naming them here (instead of letting aiohttp add its defaults,
 # or skipping them with skip_auto_headers, which copies and sorts headers per request) keeps the
@@ -46,6 +57,55 @@ class Attempt:
     info: Model | None  # the table's entry for the model
     request_id: str
     prompt_tokens: int  # the router's estimate (echo reports it as usage)
+    raw: bytes | None = None  # native only: the client's body bytes, to forward as sent
+    headers: Mapping[str, str] | None = None  # native only: client headers the upstream gets
+
+
+_KEY = b'"model"'
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_SPACE = b" \t\r\n"
+
+
+def replace_model(raw: bytes, old: str, new: str) -> bytes | None:
+    """`raw` (a JSON object's bytes) with its `"model": old` value replaced by `new`, every other
+    byte as sent; None when that cannot be done surely (the caller re-encodes the object then).
+
+    In valid JSON an unescaped `"model"` followed by `:` is a key; exactly one such key whose
+    value is `old` is the top-level one, the one the body was routed by. A body where that key is
+    written with escapes, or repeated, is re-encoded instead.
+    """
+    found: tuple[int, int] | None = None
+    at = raw.find(_KEY)
+    while at >= 0:
+        slashes = 0
+        while at - slashes > 0 and raw[at - slashes - 1] == 0x5C:  # backslash
+            slashes += 1
+        end = at + len(_KEY)
+        colon = end
+        while colon < len(raw) and raw[colon] in _SPACE:
+            colon += 1
+        if slashes % 2 == 0 and colon < len(raw) and raw[colon] == 0x3A:  # a key
+            if found is not None:
+                return None
+            start = colon + 1
+            while start < len(raw) and raw[start] in _SPACE:
+                start += 1
+            string = _STRING.match(raw, start)
+            if string is None:
+                return None
+            found = string.span()
+        at = raw.find(_KEY, end)
+    if found is None:
+        return None
+    start, end = found
+    value = raw[start:end]
+    if value != orjson.dumps(old):  # as orjson writes it (the usual case), else decoded
+        try:
+            if orjson.loads(value) != old:
+                return None
+        except orjson.JSONDecodeError:
+            return None
+    return raw[:start] + orjson.dumps(new) + raw[end:]
 
 
 class Body(Protocol):
@@ -87,6 +147,15 @@ class Reply(Protocol):
         ...
 
 
+def attempt_headers(endpoint: Endpoint, attempt: Attempt) -> CIMultiDictProxy[str]:
+    """The connection's headers, with the client's forwarded ones (native attempts) over them."""
+    if not attempt.headers:
+        return endpoint.headers  # the common case: no copy
+    merged = CIMultiDict(endpoint.headers)
+    merged.update(attempt.headers)
+    return CIMultiDictProxy(merged)
+
+
 class HttpDialect:
     """A dialect that POSTs one request to its endpoint; subclasses say how to encode it."""
 
@@ -109,5 +178,18 @@ class HttpDialect:
         Returns the request's awaitable itself: one coroutine frame less per resume."""
         assert endpoint is not None, "a network dialect always has an endpoint"
         return session.post(
-            endpoint.url, data=self.encode(attempt), headers=endpoint.headers, timeout=timeout
+            endpoint.url,
+            data=self.encode(attempt),
+            headers=attempt_headers(endpoint, attempt),
+            timeout=timeout,
         )
+
+    def count_tokens(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: Endpoint | None,
+        attempt: Attempt,
+        timeout: aiohttp.ClientTimeout,
+    ) -> Awaitable[Reply] | None:
+        """Ask the upstream to count a native request's input tokens; None when it cannot."""
+        return None

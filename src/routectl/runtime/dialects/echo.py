@@ -1,4 +1,5 @@
-"""The built-in `echo` dialect: answers locally with the last user message (streaming too).
+"""The built-in `echo` dialect: answers locally with the last user message (streaming too), or
+with a call of the tool that `tool_choice` forces (arguments built from the tool's schema).
 
 It needs no network and no key, so a fresh checkout serves requests; behind the dialect interface
 it hands the upstream walk a `LocalReply` that reads like an HTTP answer.
@@ -24,6 +25,7 @@ __all__ = [
     "count_tokens",
     "echo_completion",
     "echo_events",
+    "forced_call",
     "last_user_text",
 ]
 
@@ -55,6 +57,48 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+_EMPTY = {"number": 0, "integer": 0, "boolean": False, "array": [], "object": {}}
+
+
+def forced_call(body: dict[str, Any]) -> dict[str, str] | None:
+    """The function call echo answers when `tool_choice` forces one ("required": the first tool):
+    `{"name", "arguments"}`, each required string parameter set to the last user message."""
+    tools = [
+        t["function"]
+        for t in body.get("tools") or ()
+        if isinstance(t, dict)
+        and isinstance(t.get("function"), dict)
+        and isinstance(t["function"].get("name"), str)
+    ]
+    choice = body.get("tool_choice")
+    if not tools or choice is None or choice in ("auto", "none"):
+        return None
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else None
+        tool = next((t for t in tools if t["name"] == name), None)
+    else:  # "required"
+        tool = tools[0]
+    if tool is None:
+        return None
+    schema = tool.get("parameters")
+    schema = schema if isinstance(schema, dict) else {}
+    props = schema.get("properties")
+    props = props if isinstance(props, dict) else {}
+    text = last_user_text(body)
+    arguments: dict[str, Any] = {}
+    for name in schema.get("required") or ():
+        kind = props.get(name, {}).get("type") if isinstance(props.get(name), dict) else None
+        arguments[name] = text if kind == "string" else _EMPTY.get(str(kind))
+    return {"name": tool["name"], "arguments": orjson.dumps(arguments).decode()}
+
+
+def _answer(body: dict[str, Any]) -> tuple[str, dict[str, str] | None]:
+    """Echo's answer: (text, None), or ("", the forced function call)."""
+    call = forced_call(body)
+    return ("", call) if call is not None else (last_user_text(body), None)
+
+
 def _usage(prompt_tokens: int, text: str) -> dict[str, int]:
     completion = count_tokens(text)
     return {
@@ -67,8 +111,14 @@ def _usage(prompt_tokens: int, text: str) -> dict[str, int]:
 def echo_completion(
     body: dict[str, Any], model: str, prompt_tokens: int, completion_id: str, created: int
 ) -> dict[str, Any]:
-    """A chat.completion whose answer is the last user message."""
-    text = last_user_text(body)
+    """A chat.completion whose answer is the last user message (or the forced tool call)."""
+    text, call = _answer(body)
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if call is not None:
+        message["content"] = None
+        message["tool_calls"] = [
+            {"id": "call_" + completion_id, "type": "function", "function": call}
+        ]
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -77,12 +127,12 @@ def echo_completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "stop" if call is None else "tool_calls",
                 "logprobs": None,
             }
         ],
-        "usage": _usage(prompt_tokens, text),
+        "usage": _usage(prompt_tokens, text if call is None else call["arguments"]),
     }
 
 
@@ -90,8 +140,8 @@ def echo_events(
     body: dict[str, Any], model: str, prompt_tokens: int, completion_id: str, created: int
 ) -> tuple[list[bytes], dict[str, int]]:
     """SSE events of a streamed echo (one chunk per word), ending with `data: [DONE]`; and the usage."""
-    text = last_user_text(body)
-    usage = _usage(prompt_tokens, text)
+    text, call = _answer(body)
+    usage = _usage(prompt_tokens, text if call is None else call["arguments"])
 
     def event(delta: dict[str, Any], finish: str | None) -> bytes:
         chunk = {
@@ -109,7 +159,13 @@ def echo_events(
         piece = word if i == 0 else " " + word
         if piece:
             events.append(event({"content": piece}, None))
-    events.append(event({}, "stop"))
+    if call is not None:
+        start: dict[str, Any] = {"index": 0, "id": "call_" + completion_id, "type": "function"}
+        start["function"] = {"name": call["name"], "arguments": ""}
+        events.append(event({"tool_calls": [start]}, None))
+        arguments = {"index": 0, "function": {"arguments": call["arguments"]}}
+        events.append(event({"tool_calls": [arguments]}, None))
+    events.append(event({}, "stop" if call is None else "tool_calls"))
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
         tail = {
@@ -194,13 +250,24 @@ class EchoDialect:
         data = orjson.dumps(echo_completion(body, model, tokens, cid, created))
         return _local(LocalReply([data], _JSON_HEADERS))
 
+    def count_tokens(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: Endpoint | None,
+        attempt: Attempt,
+        timeout: aiohttp.ClientTimeout,
+    ) -> Awaitable[Reply] | None:
+        """Echo counts nothing itself: the gateway's estimate stands."""
+        return None
+
     def decode(self, data: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         """Already a chat.completion."""
         return data
 
     def translator(self, attempt: Attempt, include_usage: bool) -> ChunkTranslator | None:
         """Already OpenAI chunks; passed on as they are, with the usage they report."""
-        return _Usage(_usage(attempt.prompt_tokens, last_user_text(attempt.body)))
+        text, call = _answer(attempt.body)
+        return _Usage(_usage(attempt.prompt_tokens, text if call is None else call["arguments"]))
 
 
 class _Usage:

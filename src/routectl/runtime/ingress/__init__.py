@@ -11,10 +11,13 @@ route in the app, and a `native` name on the dialects that speak it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from routectl.runtime.dialects.stream import ChunkTranslator
 from routectl.runtime.errors import RoutingError
+
+if TYPE_CHECKING:
+    from routectl.runtime.request import Call
 
 __all__ = ["ClientFormat"]
 
@@ -25,6 +28,11 @@ class ClientFormat(Protocol):
     @property
     def name(self) -> str:
         """e.g. "openai.chat"; a dialect whose `native` equals it gets the body as sent."""
+        ...
+
+    @property
+    def id_header(self) -> str | None:
+        """A header that carries the request id besides `x-request-id` (Anthropic: request-id)."""
         ...
 
     def chat_body(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -43,10 +51,23 @@ class ClientFormat(Protocol):
         """The OpenAI-style usage (`prompt_tokens`, `completion_tokens`) of an answer, if any."""
         ...
 
-    def stream(self, model_id: str) -> ChunkTranslator | None:
+    def stream(self, call: Call, model_id: str) -> ChunkTranslator | None:
         """How to turn OpenAI chunks into this format's stream; None when they are its stream."""
+        ...
+
+    def relay(self) -> ChunkTranslator | None:
+        """A watcher of a native stream that passes through unchanged (its usage for the access
+        log); None: nothing to watch."""
         ...
 
     def error_body(self, error: RoutingError) -> dict[str, Any]:
         """An error answer in this format's shape."""
+        ...
+
+    def stream_error(self, error: RoutingError) -> bytes:
+        """An error in the middle of a stream, as this format's SSE event."""
+        ...
+
+    def foreign_error(self, status: int, body: bytes) -> bytes:
+        """An upstream's error answer, from a dialect that does not speak this format natively."""
         ...

@@ -18,6 +18,7 @@ class OpenAIChat:
     """`POST /v1/chat/completions`: the canonical format itself."""
 
     name = "openai.chat"
+    id_header = None
 
     def chat_body(self, body: dict[str, Any]) -> dict[str, Any]:
         """Already OpenAI chat."""
@@ -36,13 +37,25 @@ class OpenAIChat:
         """`usage` as it is."""
         return answer.get("usage")
 
-    def stream(self, model_id: str) -> ChunkTranslator | None:
+    def stream(self, call: Call, model_id: str) -> ChunkTranslator | None:
         """OpenAI chunks are this format's stream."""
+        return None
+
+    def relay(self) -> ChunkTranslator | None:
+        """Native chunks pass unread."""
         return None
 
     def error_body(self, error: RoutingError) -> dict[str, Any]:
         """`{"error": {"code", "message", ...}}`."""
         return error.to_body()
+
+    def stream_error(self, error: RoutingError) -> bytes:
+        """A `data:` line with the error body."""
+        return b"data: " + orjson.dumps(error.to_body()) + b"\n\n"
+
+    def foreign_error(self, status: int, body: bytes) -> bytes:
+        """As it came (OpenAI SDKs read `error.message` of Anthropic's shape too)."""
+        return body
 
 
 OPENAI_CHAT = OpenAIChat()
