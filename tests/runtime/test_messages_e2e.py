@@ -37,6 +37,8 @@ from routectl.compiler import build_table
 from routectl.runtime.app import create_app
 from routectl.runtime.keys import RUNTIME
 
+pytestmark = pytest.mark.e2e
+
 ENV = {"ANTHROPIC_TEST_KEY": ANTHROPIC_KEY, "OPENAI_TEST_KEY": "sk-openai-connection"}
 WEATHER: dict[str, Any] = {
     "name": "weather",
