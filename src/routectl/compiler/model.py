@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from routectl import table
-from routectl.table import Api, StrategyName
+from routectl.table import Api, Scope, StrategyName
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -204,7 +204,7 @@ class Collection(_NoNulls):
 
     display_name: DisplayName | None = None
     description: str = ""
-    scope: Literal["system", "organization", "user"]
+    scope: Scope
     owner: Name | None = None
     strategy: Strategy
     aliases: list[Alias] = Field(default_factory=list)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from routectl.compiler.loader import Document
 from routectl.compiler.validate.index import Index
-from routectl.compiler.validate.shapes import as_dict, as_list, as_str
+from routectl.compiler.validate.shapes import as_dict, as_str
 from routectl.errors import Diagnostic
 
 __all__ = ["check_alias_collisions", "check_alias_scope", "check_auto_aliases"]
@@ -13,10 +13,9 @@ __all__ = ["check_alias_collisions", "check_alias_scope", "check_auto_aliases"]
 def check_alias_scope(doc: Document, index: Index) -> list[Diagnostic]:
     """Only system collections may have aliases."""
     out: list[Diagnostic] = []
-    for name, raw in index.collections.items():
-        coll = as_dict(raw)
-        scope = as_str(coll.get("scope"))
-        if as_list(coll.get("aliases")) and scope in ("organization", "user"):
+    for name in index.aliases_of:
+        scope = as_str(as_dict(index.collections[name]).get("scope"))
+        if scope in ("organization", "user"):
             out.append(
                 doc.diagnostic(
                     ("collections", name, "aliases"),
@@ -29,8 +28,8 @@ def check_alias_scope(doc: Document, index: Index) -> list[Diagnostic]:
 def check_alias_collisions(doc: Document, index: Index) -> list[Diagnostic]:
     """An alias is no other collection's name, and no alias is claimed twice."""
     out: list[Diagnostic] = []
-    for name, raw in index.collections.items():
-        for i, alias in enumerate(as_list(as_dict(raw).get("aliases"))):
+    for name, aliases in index.aliases_of.items():
+        for i, alias in enumerate(aliases):
             if not isinstance(alias, str):
                 continue
             path = ("collections", name, "aliases", i)

@@ -13,6 +13,8 @@ from routectl.errors import Diagnostic
 
 __all__ = ["check_members"]
 
+_NO_OWNERS: frozenset[str] = frozenset()
+
 
 def check_members(doc: Document, index: Index) -> list[Diagnostic]:
     """Every member of every collection is unique, known, served, and usable by its callers."""
@@ -36,7 +38,7 @@ def _who_may_use(
     if owner is None:
         return None, None
     if scope == "user" and owner in index.users:
-        allowed_pins = {owner} | index.orgs_of.get(owner, frozenset())
+        allowed_pins = {owner} | index.orgs_of.get(owner, _NO_OWNERS)
         return allowed_pins, allowed_pins | {"platform"}
     if scope == "organization" and owner in index.orgs:
         members_of_org = {
@@ -46,7 +48,7 @@ def _who_may_use(
         }
         usable_owners = {owner, "platform"} | members_of_org
         for member in members_of_org:
-            usable_owners |= index.orgs_of.get(member, frozenset())
+            usable_owners |= index.orgs_of.get(member, _NO_OWNERS)
         return {owner}, usable_owners
     return None, None
 
@@ -83,7 +85,7 @@ def _member_problems(
             hint = hint_for(model_id, index.models, "models")
             out.append(doc.diagnostic(path, f"unknown model '{model_id}'{hint}"))
             continue
-        owners = index.serving.get(model_id, frozenset())
+        owners = index.serving.get(model_id, _NO_OWNERS)
         if handle is None and not owners:
             out.append(
                 doc.diagnostic(

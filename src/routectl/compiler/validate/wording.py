@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 __all__ = ["article", "hint_for"]
@@ -10,6 +9,8 @@ __all__ = ["article", "hint_for"]
 
 def hint_for(name: str, known: Iterable[str], what: str) -> str:
     """A suffix for an unknown `name`: the close match, the known `what` (when few), or ""."""
+    import difflib  # only a file with mistakes pays for importing it
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     if close:
         return f" (did you mean '{close[0]}'?)"
