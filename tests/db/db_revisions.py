@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from routectl.compiler import build_table
-from routectl.compiler.sql import sql_outputs
+from routectl.compiler.db.outputs import sql_outputs
 from routectl.table import RoutingTable
 
 BASE = Path(__file__).parent / "revisions" / "r01_base.yaml"

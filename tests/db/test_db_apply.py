@@ -18,7 +18,7 @@ from routectl.compiler.db.apply import (
     pending_migrations,
 )
 from routectl.compiler.db.chain import MigrationFile, stamp_digest
-from routectl.compiler.sql import sql_outputs
+from routectl.compiler.db.outputs import sql_outputs
 
 from .conftest import snapshot
 from .db_revisions import compile_history, revision_tables

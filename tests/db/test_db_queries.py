@@ -13,8 +13,8 @@ import pytest
 
 from routectl.compiler import build_table
 from routectl.compiler.db.apply import execute_file
+from routectl.compiler.db.outputs import sql_outputs
 from routectl.compiler.db.rows import row_id
-from routectl.compiler.sql import sql_outputs
 from routectl.table import RoutingTable
 
 pytestmark = pytest.mark.db

@@ -8,9 +8,10 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from routectl.compiler.db.chain import verify_migrations
 from routectl.compiler.db.ops import OP_TYPES, macro_name
+from routectl.compiler.db.outputs import sql_outputs
 from routectl.compiler.db.render import environment
-from routectl.compiler.sql import sql_outputs, verify_migrations
 
 from .db_revisions import REVISION_NAMES, compile_history, revision_tables
 

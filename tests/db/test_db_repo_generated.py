@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from routectl.cli import main
 from routectl.compiler.db.apply import execute_file
-from routectl.compiler.sql import verify_migrations
+from routectl.compiler.db.chain import verify_migrations
 from routectl.table import load_table
 
 from .conftest import snapshot

@@ -93,7 +93,8 @@ def compile_cmd(config: Path, out_dir: Path) -> None:
 @_OUT
 def check_cmd(config: Path, out_dir: Path) -> None:
     """Exit 0 when --out holds exactly what compile would write, else 1 naming each stale file."""
-    from routectl.compiler import build_table, sql
+    from routectl.compiler import build_table
+    from routectl.compiler.db.chain import verify_migrations
     from routectl.compiler.generate import plan_outputs, stale_files
     from routectl.errors import ConfigError
 
@@ -104,7 +105,7 @@ def check_cmd(config: Path, out_dir: Path) -> None:
         return
     plan = plan_outputs(table, out_dir)
     problems = [f"{reason}: {out_dir / rel}" for rel, reason in stale_files(plan, out_dir)]
-    chain_problems = sql.verify_migrations(plan.existing_migrations, table, plan.chain)
+    chain_problems = verify_migrations(plan.existing_migrations, table, plan.chain)
     problems += [f"migrations: {p}" for p in chain_problems]
     if problems:
         for line in problems:

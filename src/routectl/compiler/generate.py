@@ -7,7 +7,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from routectl.compiler import sql
+from routectl.compiler.db.chain import MIGRATIONS_DIR, MigrationChain, must_resync, read_chain
+from routectl.compiler.db.outputs import sql_outputs
 from routectl.gcpause import gc_paused
 from routectl.table import RoutingTable, TableError, dump_table, load_table_bytes
 
@@ -21,7 +22,6 @@ __all__ = [
 ]
 
 TABLE_FILE = "routing_table.json"
-_MIGRATIONS = "migrations"
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Plan:
     table: RoutingTable
     files: dict[str, bytes]
     existing_migrations: dict[str, bytes]
-    chain: sql.MigrationChain
+    chain: MigrationChain
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -43,11 +43,13 @@ class Plan:
 
 def read_existing_migrations(out_dir: Path) -> dict[str, bytes]:
     """Current files under out_dir/migrations, keyed by path relative to out_dir."""
-    folder = out_dir / _MIGRATIONS
+    folder = out_dir / MIGRATIONS_DIR
     if not folder.is_dir():
         return {}
     return {
-        f"{_MIGRATIONS}/{p.name}": p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()
+        f"{MIGRATIONS_DIR}/{p.name}": p.read_bytes()
+        for p in sorted(folder.iterdir())
+        if p.is_file()
     }
 
 
@@ -70,13 +72,13 @@ def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
     with gc_paused():
         previous = _previous_table(out_dir, warnings)
         existing = read_existing_migrations(out_dir)
-        chain = sql.read_chain(existing)
+        chain = read_chain(existing)
         table_bytes, _ = dump_table(table)
         files = {TABLE_FILE: table_bytes}
-        for rel, content in sql.sql_outputs(previous, table, existing, chain).items():
+        for rel, content in sql_outputs(previous, table, existing, chain).items():
             files[rel] = content
-    added = [rel for rel in files if rel.startswith("migrations/") and rel not in existing]
-    if added and sql.must_resync(previous, chain.files):
+    added = [rel for rel in files if rel.startswith(f"{MIGRATIONS_DIR}/") and rel not in existing]
+    if added and must_resync(previous, chain.files):
         warnings.append(
             f"{added[0]} resynchronises the whole state: {out_dir / TABLE_FILE} is missing or "
             "is not the table the migrations end at, so there is nothing to diff against "

@@ -55,12 +55,17 @@ def _defaults(d: m.Defaults) -> t.Defaults:
         cooldown_s=float(d.cooldown_s),
         timeout_ms=d.timeout_ms,
         max_attempts=d.max_attempts,
-        fallback_on=tuple(str(x) for x in d.fallback_on),
+        fallback_on=_conditions(d.fallback_on),
         allowed_fails=d.allowed_fails,
         priority_user=d.priority.user,
         priority_organization=d.priority.organization,
         priority_platform=d.priority.platform,
     )
+
+
+def _conditions(conditions: list[m.FallbackCondition]) -> tuple[str, ...]:
+    # the table keeps every condition as text: "429" next to "timeout"
+    return tuple(str(x) for x in conditions)
 
 
 def _users(config: m.RoutingConfig) -> dict[str, t.User]:
@@ -162,7 +167,6 @@ def _collection(name: str, c: m.Collection, defaults: t.Defaults) -> t.Collectio
             )
         )
     members.sort(key=lambda mem: (-mem.priority, mem.declared_index))
-    fallback_on = c.fallback_on if c.fallback_on is not None else None
     return t.Collection(
         name=name,
         display_name=c.display_name or name,
@@ -173,7 +177,7 @@ def _collection(name: str, c: m.Collection, defaults: t.Defaults) -> t.Collectio
         aliases=tuple(c.aliases),
         members=tuple(members),
         fallback_on=(
-            tuple(str(x) for x in fallback_on) if fallback_on is not None else defaults.fallback_on
+            _conditions(c.fallback_on) if c.fallback_on is not None else defaults.fallback_on
         ),
         max_attempts=c.max_attempts if c.max_attempts is not None else defaults.max_attempts,
         timeout_ms=c.timeout_ms if c.timeout_ms is not None else defaults.timeout_ms,

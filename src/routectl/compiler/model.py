@@ -7,7 +7,7 @@ resolved form lives in routectl.table.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -18,7 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from routectl.table import Api, StrategyName
+from routectl import table
+from routectl.table import Api, Scope, StrategyName
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -31,6 +32,7 @@ __all__ = [
     "Connection",
     "Credentials",
     "Defaults",
+    "FallbackCondition",
     "Member",
     "ModelSpec",
     "Organization",
@@ -73,8 +75,21 @@ FallbackCondition = HttpStatus | Literal["timeout", "connect_error"]
 Strategy = StrategyName
 
 
+# The frozen table's Defaults is the one home of every default value; the authoring models
+# only spell them the way routing.yaml does.
+_TABLE_DEFAULTS = table.Defaults()
+
+
+def _as_written(number: float) -> float:
+    """30.0 as 30, as routing.yaml writes it (a float default would print `30.0` in the schema)."""
+    return int(number) if number.is_integer() else number
+
+
 def _default_fallback_on() -> list[FallbackCondition]:
-    return [429, 500, 502, 503, 504, "timeout", "connect_error"]
+    # the table keeps conditions as text ("429"); routing.yaml writes status codes as integers
+    return [
+        int(c) if c.isdigit() else cast(FallbackCondition, c) for c in _TABLE_DEFAULTS.fallback_on
+    ]
 
 
 class _Strict(BaseModel):
@@ -98,20 +113,20 @@ class _NoNulls(_Strict):
 class OwnerPriorities(_Strict):
     """Default connection priority per owner kind."""
 
-    user: Priority = 100
-    organization: Priority = 50
-    platform: Priority = 0
+    user: Priority = _TABLE_DEFAULTS.priority_user
+    organization: Priority = _TABLE_DEFAULTS.priority_organization
+    platform: Priority = _TABLE_DEFAULTS.priority_platform
 
 
 class Defaults(_Strict):
     """Settings every collection and connection inherits unless it overrides them."""
 
     priority: OwnerPriorities = OwnerPriorities()
-    cooldown_s: Annotated[float, Field(ge=0, le=86400)] = 30
-    timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)] = 60000
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    cooldown_s: Annotated[float, Field(ge=0, le=86400)] = _as_written(_TABLE_DEFAULTS.cooldown_s)
+    timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)] = _TABLE_DEFAULTS.timeout_ms
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = _TABLE_DEFAULTS.max_attempts
     fallback_on: list[FallbackCondition] = Field(default_factory=_default_fallback_on)
-    allowed_fails: Annotated[int, Field(ge=1, le=1000)] = 3
+    allowed_fails: Annotated[int, Field(ge=1, le=1000)] = _TABLE_DEFAULTS.allowed_fails
 
 
 class Organization(_NoNulls):
@@ -189,7 +204,7 @@ class Collection(_NoNulls):
 
     display_name: DisplayName | None = None
     description: str = ""
-    scope: Literal["system", "organization", "user"]
+    scope: Scope
     owner: Name | None = None
     strategy: Strategy
     aliases: list[Alias] = Field(default_factory=list)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from routectl.compiler.db.chain import MigrationFile, parse_chain
+from routectl.compiler.db.chain import MIGRATIONS_DIR, MigrationFile, parse_chain
 from routectl.errors import RoutectlError
 
 if TYPE_CHECKING:
@@ -44,10 +44,10 @@ class DatabaseState:
 
 def read_chain(out_dir: Path) -> list[MigrationFile]:
     """The migrations in out_dir/migrations, in order; ApplyError if the files are unreadable."""
-    folder = out_dir / "migrations"
+    folder = out_dir / MIGRATIONS_DIR
     if not folder.is_dir():
         raise ApplyError(f"{folder} does not exist; run `routectl compile` first")
-    files = {f"migrations/{p.name}": p.read_bytes() for p in folder.glob("*.sql")}
+    files = {f"{MIGRATIONS_DIR}/{p.name}": p.read_bytes() for p in folder.glob("*.sql")}
     chain, problems = parse_chain(files)
     if problems:
         raise ApplyError("; ".join(problems))

@@ -1,4 +1,8 @@
-"""The migration chain in generated/migrations/: file names and the from/to hashes in their headers."""
+"""The migration chain in generated/migrations/ and its policy.
+
+A file's name and the from/to hashes and digest in its header; whether the files form one sound
+chain; whether the next migration can be a difference or must resynchronise the whole state.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,25 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-__all__ = ["MigrationFile", "content_digest", "parse_chain", "stamp_digest"]
+from routectl.table import RoutingTable, dump_table
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SEED_FILE",
+    "MigrationChain",
+    "MigrationFile",
+    "content_digest",
+    "must_resync",
+    "parse_chain",
+    "read_chain",
+    "stamp_digest",
+    "table_hash",
+    "verify_migrations",
+]
+
+# Paths relative to generated/: the migrations folder and the seed next to it.
+MIGRATIONS_DIR = "migrations"
+SEED_FILE = "seed.sql"
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9._-]+)\.sql$")
 _FROM = re.compile(r"^-- from: (empty|[0-9a-f]{64})$", re.MULTILINE)
@@ -83,3 +105,75 @@ def parse_chain(files: dict[str, bytes]) -> tuple[list[MigrationFile], list[str]
         )
     chain.sort(key=lambda m: (m.number, m.name))
     return chain, problems
+
+
+def table_hash(table: RoutingTable) -> str:
+    """The hash a migration header names for `table` (computed when the table has none yet)."""
+    return table.sha256 or dump_table(table)[1]
+
+
+@dataclass(frozen=True)
+class MigrationChain:
+    """The migrations of generated/migrations/, read once: headers parsed, digests checked."""
+
+    files: list[MigrationFile]  # the parseable ones, in order
+    # what is wrong whatever the table: not migrations, edited files, gaps, links that do not join
+    problems: list[str]
+
+
+def _migration_files(existing: dict[str, bytes]) -> dict[str, bytes]:
+    """The files of generated/migrations/, whether keyed as `migrations/X.sql` or `X.sql`."""
+    out = {}
+    for path, data in existing.items():
+        pure = PurePosixPath(path)
+        if pure.name == SEED_FILE and len(pure.parts) == 1:
+            continue
+        if len(pure.parts) == 1 or pure.parts[-2] == MIGRATIONS_DIR:
+            out[f"{MIGRATIONS_DIR}/{pure.name}"] = data
+    return out
+
+
+def read_chain(existing: dict[str, bytes]) -> MigrationChain:
+    """Parse and check the migration files (keyed by path relative to generated/)."""
+    chain, problems = parse_chain(_migration_files(existing))
+    for index, m in enumerate(chain, start=1):
+        where = m.path
+        if m.number != index:
+            expected = f"{index:04d}"
+            problems.append(
+                f"{where}: numbered {m.number:04d}, expected {expected} (migrations must be "
+                "numbered 0001, 0002, ... without gaps or repeats)"
+            )
+        if index == 1:
+            if m.from_hash is not None:
+                problems.append(f"{where}: the first migration must start from the empty database")
+        elif m.from_hash != chain[index - 2].to_hash:
+            problems.append(
+                f"{where}: starts from table {m.from_hash or 'empty'}, but the previous "
+                f"migration ends at {chain[index - 2].to_hash}"
+            )
+    return MigrationChain(chain, problems)
+
+
+def must_resync(previous: RoutingTable | None, chain: list[MigrationFile]) -> bool:
+    """True when the next migration cannot be a difference: the chain ends at a table that is not
+    the one in generated/ (deleted or edited by hand), so it converges to the whole new state."""
+    return bool(chain) and (previous is None or table_hash(previous) != chain[-1].to_hash)
+
+
+def verify_migrations(
+    existing: dict[str, bytes], table: RoutingTable, chain: MigrationChain | None = None
+) -> list[str]:
+    """Problems with the migration chain in generated/migrations/ (empty when it is sound)."""
+    chain = chain or read_chain(existing)
+    problems = list(chain.problems)
+    if not chain.files:  # (when every file had a problem, those problems say it)
+        return problems or ["migrations/ holds no migrations; run `routectl compile`"]
+    last = chain.files[-1]
+    expected_hash = table_hash(table)
+    if last.to_hash != expected_hash:
+        problems.append(
+            f"{last.path}: the chain ends at table {last.to_hash}, "
+            f"but routing.yaml compiles to {expected_hash}; run `routectl compile`"
+        )
+    return problems
