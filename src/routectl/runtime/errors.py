@@ -14,13 +14,21 @@ class RoutingError(RoutectlError):
     """A request that cannot be routed: carries the SPEC's error code, HTTP status and extra fields."""
 
     def __init__(
-        self, code: str, status: int, message: str, extra: Mapping[str, Any] | None = None
+        self,
+        code: str,
+        status: int,
+        message: str,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
         self.extra: dict[str, Any] = dict(extra or {})
+        # response headers the answer carries (Retry-After, rate-limit headers...), any format
+        self.headers: dict[str, str] = dict(headers or {})
 
     def to_body(self) -> dict[str, Any]:
         """The error as the SPEC's `{"error": {"code", "message", ...}}` body."""

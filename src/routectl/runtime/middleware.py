@@ -59,6 +59,7 @@ def error_response(error: RoutingError, fmt: ClientFormat = OPENAI_CHAT) -> web.
         body=orjson.dumps(fmt.error_body(error)),
         status=error.status,
         content_type="application/json",
+        headers=error.headers or None,
     )
 
 
