@@ -27,14 +27,14 @@ from routectl.compiler.validate.connections import (
 )
 from routectl.compiler.validate.handles import (
     check_api_keys,
-    check_handle_names,
+    check_handle_clashes,
     check_org_members,
 )
 from routectl.compiler.validate.index import Index, build_index
 from routectl.compiler.validate.members import check_members
 from routectl.compiler.validate.models import check_model_providers
 from routectl.compiler.validate.names import RESERVED_HANDLES, RESERVED_NAMES, split_member_model
-from routectl.compiler.validate.reserved import check_reserved_names
+from routectl.compiler.validate.reserved import check_reserved_words
 from routectl.compiler.validate.scope import check_collection_scopes
 from routectl.compiler.validate.values import check_values
 from routectl.errors import Diagnostic
@@ -53,10 +53,10 @@ Check = Callable[[Document, Index], list[Diagnostic]]
 # In any order: each check reads only the document and the index.
 CHECKS: tuple[Check, ...] = (
     check_values,
-    check_handle_names,
+    check_handle_clashes,
     check_org_members,
     check_api_keys,
-    check_reserved_names,
+    check_reserved_words,
     check_base_urls,
     check_model_providers,
     check_connection_ids,

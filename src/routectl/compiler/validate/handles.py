@@ -1,38 +1,28 @@
-"""User and organization handles: their names, an organization's members, the users' keys."""
+"""User and organization handles: no clashes, an organization's members, the users' keys."""
 
 from __future__ import annotations
 
-from routectl.compiler.loader import Document, PathKey
+from routectl.compiler.loader import Document
 from routectl.compiler.validate.index import Index
-from routectl.compiler.validate.names import RESERVED_HANDLES
 from routectl.compiler.validate.shapes import as_dict, as_list
 from routectl.compiler.validate.wording import hint_for
 from routectl.errors import Diagnostic
 
-__all__ = ["check_api_keys", "check_handle_names", "check_org_members"]
+__all__ = ["check_api_keys", "check_handle_clashes", "check_org_members"]
 
 
-def check_handle_names(doc: Document, index: Index) -> list[Diagnostic]:
-    """A handle is no reserved word, no provider name, and not both a user and an organization."""
+def check_handle_clashes(doc: Document, index: Index) -> list[Diagnostic]:
+    """A handle is no provider name, and not both a user and an organization."""
     out: list[Diagnostic] = []
     for section, handles, kind in (
         ("users", index.users, "user"),
         ("organizations", index.orgs, "organization"),
     ):
         for handle in handles:
-            path: PathKey = (section, handle)
-            if handle in RESERVED_HANDLES:
-                out.append(
-                    doc.diagnostic(
-                        path,
-                        f"'{handle}' is a reserved word and cannot be a {kind} handle",
-                        key=True,
-                    )
-                )
             if handle in index.providers:
                 out.append(
                     doc.diagnostic(
-                        path,
+                        (section, handle),
                         f"{kind} handle '{handle}' equals a provider name; '{handle}/...' model names would be ambiguous",
                         key=True,
                     )
