@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,13 +41,17 @@ def children_of(pid: int) -> list[int]:
 def serving(
     tmp_path: Path, table: bytes, workers: int = 2
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    """`routectl serve --workers N` on `table` (process, port, table path); stopped afterwards."""
+    """`routectl serve --workers N` on `table` (process, port, table path); stopped afterwards.
+
+    Its temporary files go under `tmp_path/tmp` (TMPDIR), apart from every other process's."""
     path = tmp_path / "routing_table.json"
     path.write_bytes(table)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
     port = free_port()
     argv = [ROUTECTL, "serve", "--table", str(path), "--port", str(port), "--workers", str(workers)]
     with (tmp_path / "serve.log").open("wb") as log_file:
-        proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file)
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=log_file, env=env)
         try:
             yield proc, port, path
         finally:
@@ -110,7 +113,6 @@ def test_a_sighup_while_workers_start_reloads_instead_of_killing(tmp_path: Path)
 
 @pytest.mark.slow
 def test_metrics_count_every_workers_requests(tmp_path: Path) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("routectl-metrics-*"))
     raw, _ = dump_table(make_table(collections=LU))
     with serving(tmp_path, raw) as (proc, port, _):
         wait_ready(port, proc)
@@ -131,7 +133,8 @@ def test_metrics_count_every_workers_requests(tmp_path: Path) -> None:
             ]
             counts.add(sum(float(line.rsplit(" ", 1)[1]) for line in chat_lines))
         assert counts == {20.0}
-    assert set(Path(tempfile.gettempdir()).glob("routectl-metrics-*")) <= before  # removed
+        assert list((tmp_path / "tmp").glob("routectl-metrics-*"))  # the shared folder exists
+    assert not list((tmp_path / "tmp").glob("routectl-metrics-*"))  # and is removed at exit
 
 
 def test_a_worker_that_dies_is_logged_and_replaced(tmp_path: Path) -> None:
