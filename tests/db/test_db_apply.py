@@ -130,6 +130,22 @@ def test_apply_refuses_an_edited_migration_before_running_anything(
 
 
 @pytest.mark.db
+def test_apply_refuses_a_chain_with_a_gap_before_running_anything(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    steps = compile_history()
+    _write_generated(tmp_path, 3)
+    # 0003 missing: 0004 no longer starts where 0002 ends, and the numbering has a gap
+    (tmp_path / "migrations" / f"{steps[2].migration_name}.sql").unlink()
+    url = new_database()
+    code, output = _cli("db", "apply", "--database-url", url, "--out", str(tmp_path))
+    assert code == 1
+    assert "expected 0003" in output and "but the previous migration ends at" in output
+    with psycopg.connect(url) as conn:  # nothing ran
+        assert conn.execute("SELECT to_regclass('routing_migrations')").fetchone() == (None,)
+
+
+@pytest.mark.db
 def test_a_migration_on_a_drifted_database_fails_and_changes_nothing(
     new_database: Callable[[], str],
 ) -> None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from routectl.compiler.db.chain import MIGRATIONS_DIR, MigrationFile, parse_chain
+from routectl.compiler.db import chain as chain_policy
+from routectl.compiler.db.chain import MIGRATIONS_DIR, MigrationFile
 from routectl.errors import RoutectlError
 
 if TYPE_CHECKING:
@@ -48,10 +49,12 @@ def read_chain(out_dir: Path) -> list[MigrationFile]:
     if not folder.is_dir():
         raise ApplyError(f"{folder} does not exist; run `routectl compile` first")
     files = {f"{MIGRATIONS_DIR}/{p.name}": p.read_bytes() for p in folder.glob("*.sql")}
-    chain, problems = parse_chain(files)
-    if problems:
-        raise ApplyError("; ".join(problems))
-    return chain
+    # the chain policy `check` and `compile` apply: numbering without gaps, each migration
+    # starting where the previous one ends, no edited file
+    chain = chain_policy.read_chain(files)
+    if chain.problems:
+        raise ApplyError("; ".join(chain.problems))
+    return chain.files
 
 
 def database_state(conn: psycopg.Connection[tuple[object, ...]]) -> DatabaseState | None:
