@@ -32,6 +32,8 @@ GENERATED_TABLES = (
     "model_collection_members",
     "system_properties",
 )
+# tables the schema creates that hold no generated rows: compared by their definition
+SCHEMA_ONLY_TABLES = ("request_logs",)
 # set at apply time (now()), so they differ between any two databases by construction
 TIME_COLUMNS = frozenset({"created_at", "updated_at", "applied_at"})
 
@@ -166,4 +168,19 @@ def snapshot(url: str) -> Snapshot:
             "SELECT to_hash FROM routing_migrations ORDER BY id DESC LIMIT 1"
         ).fetchall()
         out["routing_migrations.latest"] = latest
+        # the tables without generated rows (request_logs): their columns and indexes
+        for table in SCHEMA_ONLY_TABLES:
+            out[f"{table}.columns"] = conn.execute(
+                "SELECT column_name, data_type, is_nullable, column_default"
+                " FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = %s"
+                " ORDER BY ordinal_position",
+                (table,),
+            ).fetchall()
+            out[f"{table}.indexes"] = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes"
+                " WHERE schemaname = current_schema() AND tablename = %s ORDER BY indexname",
+                (table,),
+            ).fetchall()
+            assert out[f"{table}.columns"], f"table {table} does not exist"
     return out
