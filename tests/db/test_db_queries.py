@@ -32,9 +32,10 @@ def _query(name: str) -> bytes:
     return (QUERIES / f"{name}.sql").read_bytes()
 
 
-def _doc_queries() -> list[str]:
+def _doc_queries(heading: str = "Dashboard queries") -> list[str]:
+    """The SQL blocks of one section of docs/database.md."""
     text = (ROOT / "docs" / "database.md").read_text(encoding="utf-8")
-    section = text.split("## Dashboard queries", 1)[1]
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
 
 
