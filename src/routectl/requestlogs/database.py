@@ -1,5 +1,5 @@
-"""Writing request_logs rows to PostgreSQL: COPY into a temporary table, then one INSERT that
-skips every row whose request id is already there, so a batch written twice (a retry after a
+"""Writing request_logs rows to PostgreSQL: COPY the records into a temporary table, then one
+INSERT that derives each row (rows.ROW_SQL) and skips every row whose request id is already there, so a batch written twice (a retry after a
 timeout whose commit did land, a spool file loaded again) adds nothing the second time."""
 
 from __future__ import annotations
@@ -13,19 +13,22 @@ from typing import Any
 
 import psycopg
 
-from routectl.requestlogs.rows import COLUMNS, Row
+from routectl.requestlogs.rows import COLUMNS, ROW_SQL
 
 __all__ = ["RequestLogDatabase", "connect"]
 
 _COLS = ", ".join(COLUMNS)
 _STAGE = "routectl_request_logs_in"
-# ON COMMIT DELETE ROWS: the staging table is empty at the start of every batch
+# the records as they are, one jsonb each; ON COMMIT DELETE ROWS: empty at every batch's start
 _CREATE_STAGE = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (LIKE request_logs INCLUDING DEFAULTS)"
-    " ON COMMIT DELETE ROWS"
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (r jsonb NOT NULL) ON COMMIT DELETE ROWS"
 )
-_COPY = f"COPY {_STAGE} ({_COLS}) FROM STDIN"
-_INSERT = f"INSERT INTO request_logs ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT DO NOTHING"
+_COPY = f"COPY {_STAGE} (r) FROM STDIN"
+_INSERT = (
+    f"INSERT INTO request_logs ({_COLS}) SELECT "
+    + ", ".join(ROW_SQL[c] for c in COLUMNS)
+    + f" FROM {_STAGE} ON CONFLICT DO NOTHING"
+)
 
 
 def connect(
@@ -50,17 +53,18 @@ class RequestLogDatabase:
         self.timeout_s = timeout_s
         self.conn: psycopg.Connection[Any] | None = None
 
-    def write(self, rows: Iterable[Row]) -> int:
-        """Write the rows (one transaction); the number that were new. Raises psycopg.Error (or
-        OSError) when the database is away, slow, or refuses them; the connection is then dropped."""
+    def write(self, records: Iterable[str]) -> int:
+        """Write the rows of records (their JSON texts, rows.record_text) in one transaction; the
+        number that were new. Raises psycopg.Error (or OSError) when the database is away, slow,
+        or refuses them; the connection is then dropped."""
         try:
             with self._watchdog():
                 conn = self._connection()
                 with conn.cursor() as cur:
                     cur.execute(_CREATE_STAGE)
                     with cur.copy(_COPY) as copy:
-                        for row in rows:
-                            copy.write_row(row)
+                        for text in records:
+                            copy.write_row((text,))
                     cur.execute(_INSERT)
                     inserted = cur.rowcount
                 conn.commit()

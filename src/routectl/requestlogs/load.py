@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from routectl.requestlogs.database import RequestLogDatabase
-from routectl.requestlogs.rows import Row, parse_line, request_row
+from routectl.requestlogs.rows import parse_line, record_text
 
 __all__ = ["LoadReport", "load_files"]
 
@@ -45,7 +45,7 @@ def _open(path: str) -> BinaryIO:
     return Path(path).open("rb")
 
 
-def _rows(paths: Iterable[str], report: LoadReport) -> Iterator[Row]:
+def _rows(paths: Iterable[str], report: LoadReport) -> Iterator[str]:
     for path in paths:
         handle = _open(path)
         try:
@@ -54,12 +54,8 @@ def _rows(paths: Iterable[str], report: LoadReport) -> Iterator[Row]:
                 record = parse_line(line)
                 if record is None:
                     continue
-                try:
-                    row = request_row(record)
-                except (KeyError, TypeError, ValueError, OverflowError):
-                    continue
                 report.rows += 1
-                yield row
+                yield record_text(record)
         finally:
             if handle is not sys.stdin.buffer:
                 handle.close()
@@ -69,7 +65,7 @@ def load_files(url: str, paths: Iterable[str], *, timeout_s: float = 30.0) -> Lo
     """Load every routed request's record in `paths` ("-": stdin; *.gz read as gzip)."""
     report = LoadReport()
     db = RequestLogDatabase(url, timeout_s=timeout_s)
-    batch: list[Row] = []
+    batch: list[str] = []
     try:
         for row in _rows(paths, report):
             batch.append(row)
@@ -81,7 +77,7 @@ def load_files(url: str, paths: Iterable[str], *, timeout_s: float = 30.0) -> Lo
     return report
 
 
-def _flush(db: RequestLogDatabase, batch: list[Row], report: LoadReport) -> None:
+def _flush(db: RequestLogDatabase, batch: list[str], report: LoadReport) -> None:
     if not batch:
         return
     inserted = db.write(batch)

@@ -1,5 +1,5 @@
-"""One access-log record -> one request_logs row. Pure, and the same for the live sink, the spool
-and `routectl logs load`, so a request gives the same row whichever way it reaches the database.
+"""One access-log record -> one request_logs row, the same for the live sink, the spool and
+`routectl logs load`, so a request gives the same row whichever way it reaches the database.
 
 The record is the JSON line the runtime writes per request (runtime/middleware.py, handlers.py,
 upstream.py, record.py). Message content is never in it, so it is never in a row.
@@ -7,19 +7,13 @@ upstream.py, record.py). Message content is never in it, so it is never in a row
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from routectl.runtime.usage import ROUTED_PATHS
 
-__all__ = ["COLUMNS", "NAMESPACE", "Row", "is_logged", "parse_line", "request_row"]
-
-# Fixed forever: a row's id is UUIDv5(request_id) under it, so every writer agrees on it.
-NAMESPACE = uuid.UUID("0e7b4f5c-1a3d-5b8e-9c21-7d4e6f8a9b30")
+__all__ = ["COLUMNS", "ROW_SQL", "is_logged", "parse_line", "record_text"]
 
 # request_logs' columns in the order rows hold them (SPEC §5; schema_v2.sql.j2)
 COLUMNS = (
@@ -50,9 +44,6 @@ COLUMNS = (
     "response_data",
 )
 
-# jsonb columns travel as JSON text (COPY parses them with the column's type)
-Row = tuple[Any, ...]
-
 
 def is_logged(record: dict[str, Any]) -> bool:
     """A record request_logs holds a row for: a model call (ROUTED_PATHS) with an id and status."""
@@ -79,80 +70,74 @@ def parse_line(line: bytes) -> dict[str, Any] | None:
     return record
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _text(field: str) -> str:
+    return f"CASE WHEN jsonb_typeof(r->'{field}') = 'string' THEN r->>'{field}' END"
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _number(field: str, sql_type: str = "double precision") -> str:
+    return f"CASE WHEN jsonb_typeof(r->'{field}') = 'number' THEN (r->>'{field}')::{sql_type} END"
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def request_row(record: dict[str, Any]) -> Row:
-    """The request_logs row of a logged record (see is_logged), in COLUMNS order."""
-    request_id: str = record["request_id"]
-    latency = _num(record.get("latency_ms"))
+# The row of a record, in SQL over the record as jsonb `r`: the gateway sends the record as it is
+# (one JSON text per row; cheap on the request path's CPU) and PostgreSQL derives every column.
+# Every field is read by its JSON type, so a record with an odd field gives NULL there, never an
+# error that would hold back the rest of its batch.
+_LATENCY = _number("latency_ms")
+_PROMPT = _number("prompt_tokens", "integer")
+_COMPLETION = _number("completion_tokens", "integer")
+_MODEL = f"NULLIF({_text('selected_model')}, '')"
+_FALLBACK = _text("fallback_reason")
+_COLLECTION = _text("collection")
+ROW_SQL: dict[str, str] = {
+    "id": "md5(r->>'request_id')::uuid",
+    "request_id": "r->>'request_id'",
     # the record's `ts` is when the answer ended; the row's time is when the request arrived
-    created = datetime.fromtimestamp(record["ts"] - (latency or 0.0) / 1000, UTC)
-    model = record.get("selected_model") or None
-    connection = record.get("connection") or None
-    status: int = record["status"]
-    attempts = [a for a in record.get("failed_attempts") or () if isinstance(a, dict)]
-    if model is not None:
-        attempts.append({"model": model, "connection": connection, "status": status})
-    prompt = _int(record.get("prompt_tokens"))
-    completion = _int(record.get("completion_tokens"))
-    total = prompt + completion if prompt is not None and completion is not None else None
-    cost = _num(record.get("cost"))
-    collection = record.get("collection")
-    strategy = record.get("strategy")
-    fallback = record.get("fallback_reason")
-    requested = record.get("requested_model")
-    stream = bool(record.get("stream"))
-    request_data: dict[str, Any] = {"model": requested, "stream": stream, "path": record["path"]}
-    response_data: dict[str, Any] = {
-        "_selected_model": model,
-        "_latency_ms": latency,
-        "status": status,
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": total,
-        "_cost": cost,
-        "_routing_table": record.get("table"),
-    }
-    if collection:
-        response_data["_collection_name"] = collection
-        response_data["_routing_strategy"] = strategy
-    if fallback:
-        response_data["_fallback_used"] = True
-        response_data["_fallback_reason"] = fallback
-    return (
-        uuid.uuid5(NAMESPACE, request_id),
-        request_id,
-        created,
-        record.get("caller"),
-        record.get("organization"),
-        requested,
-        record.get("resolution"),
-        collection,
-        strategy,
-        model,
-        connection,
-        _json(attempts),
-        fallback,
-        status,
-        record.get("error") or record.get("stream_error"),
-        latency,
-        _num(record.get("ttfb_ms")) if "ttfb_ms" in record else latency,
-        prompt,
-        completion,
-        total,
-        Decimal(repr(cost)) if cost is not None else None,
-        stream,
-        record.get("table"),
-        _json(request_data),
-        _json(response_data),
-    )
+    "created_at": f"to_timestamp((r->>'ts')::double precision - coalesce({_LATENCY}, 0) / 1000)",
+    "caller": _text("caller"),
+    "organization": _text("organization"),
+    "requested_model": _text("requested_model"),
+    "resolution": _text("resolution"),
+    "collection_name": _COLLECTION,
+    "routing_strategy": _text("strategy"),
+    "selected_model": _MODEL,
+    "connection": f"NULLIF({_text('connection')}, '')",
+    "attempts": (
+        "CASE WHEN jsonb_typeof(r->'failed_attempts') = 'array' THEN r->'failed_attempts'"
+        " ELSE '[]'::jsonb END"
+        f" || CASE WHEN {_MODEL} IS NOT NULL THEN jsonb_build_array(jsonb_build_object("
+        f"'model', {_MODEL}, 'connection', {_text('connection')}, 'status', (r->>'status')::int))"
+        " ELSE '[]'::jsonb END"
+    ),
+    "fallback_reason": _FALLBACK,
+    "status": "(r->>'status')::integer",
+    "error_code": f"coalesce({_text('error')}, {_text('stream_error')})",
+    "latency_ms": _LATENCY,
+    "ttfb_ms": f"coalesce({_number('ttfb_ms')}, {_LATENCY})",
+    "prompt_tokens": _PROMPT,
+    "completion_tokens": _COMPLETION,
+    "total_tokens": f"{_PROMPT} + {_COMPLETION}",
+    "cost_usd": _number("cost", "numeric"),
+    "stream": "coalesce(jsonb_typeof(r->'stream') = 'boolean' AND (r->>'stream')::boolean, false)",
+    "routing_table": _text("table"),
+    "request_data": (
+        f"jsonb_build_object('model', {_text('requested_model')}, 'stream',"
+        " coalesce(jsonb_typeof(r->'stream') = 'boolean' AND (r->>'stream')::boolean, false),"
+        " 'path', r->>'path')"
+    ),
+    "response_data": (
+        f"jsonb_build_object('_selected_model', {_MODEL}, '_latency_ms', {_LATENCY},"
+        f" 'status', (r->>'status')::integer, 'prompt_tokens', {_PROMPT},"
+        f" 'completion_tokens', {_COMPLETION}, 'total_tokens', {_PROMPT} + {_COMPLETION},"
+        f" '_cost', {_number('cost', 'numeric')}, '_routing_table', {_text('table')})"
+        f" || CASE WHEN {_COLLECTION} IS NOT NULL THEN jsonb_build_object('_collection_name',"
+        f" {_COLLECTION}, '_routing_strategy', {_text('strategy')}) ELSE '{{}}'::jsonb END"
+        f" || CASE WHEN {_FALLBACK} IS NOT NULL THEN jsonb_build_object('_fallback_used', true,"
+        f" '_fallback_reason', {_FALLBACK}) ELSE '{{}}'::jsonb END"
+    ),
+}
+assert tuple(ROW_SQL) == COLUMNS
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """What the database receives of a record (see ROW_SQL): its JSON text."""
+    return orjson.dumps(record).decode()

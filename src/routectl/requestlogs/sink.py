@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from routectl.requestlogs.database import RequestLogDatabase
-from routectl.requestlogs.rows import Row, parse_line, request_row
+from routectl.requestlogs.rows import parse_line, record_text
 from routectl.requestlogs.spool import Spool
 from routectl.runtime.app import Mount
 from routectl.runtime.keys import RUNTIME
@@ -156,16 +156,16 @@ class RequestLogSink:
     def _database_worth_trying(self) -> bool:
         return self.up is not False or time.monotonic() >= self._retry_at
 
-    def _rows(self, records: list[dict[str, Any]]) -> list[Row]:
+    def _rows(self, records: list[dict[str, Any]]) -> list[str]:
         rows = []
         for record in records:
             try:
-                rows.append(request_row(record))
-            except (KeyError, TypeError, ValueError, OverflowError):
+                rows.append(record_text(record))
+            except TypeError:  # not JSON (never from the runtime)
                 self.dropped["invalid"] += 1
         return rows
 
-    def _write(self, rows: list[Row]) -> bool:
+    def _write(self, rows: list[str]) -> bool:
         """Write rows; False (the database is now marked away) when that failed."""
         try:
             inserted = self.db.write(rows)
