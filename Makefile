@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-fast lint typecheck demo bench bench-peers compile clean container-test rollout-test
+.PHONY: setup test test-fast lint typecheck browser screenshot demo bench bench-peers compile clean container-test rollout-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,24 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint typecheck
+# The dashboard's browser test drives Debian's chromium (tests/db/test_dashboard_browser.py):
+# installed from the OS packages as root when missing; otherwise `make test` stops and says so.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@[ -x $(CHROMIUM) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& { DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null 2>&1 \
+		     || { timeout 300 apt-get update -qq >/dev/null 2>&1 \
+		          && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null; }; }; } \
+		|| { echo "make test: the dashboard's browser test needs Debian's chromium at $(CHROMIUM); as root make test installs it (apt-get install chromium), otherwise install it yourself" >&2; exit 1; }
+	@[ -x $(CHROMIUM) ] || { echo "make test: $(CHROMIUM) is still missing after apt-get install chromium" >&2; exit 1; }
+
+test: lint typecheck browser
 	$(BIN)/routectl check
 	$(BIN)/pytest -q
+
+# docs/dashboard.png: the dashboard's browser test against a live server with traffic, kept
+screenshot: setup browser
+	ROUTECTL_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(BIN)/pytest -q tests/db/test_dashboard_browser.py
 
 # The edit-run loop: lint and the tests that need no PostgreSQL, start no server and take
 # under a second (markers in pyproject.toml). Reuses .venv as it is: a stale install is `make test`'s job.

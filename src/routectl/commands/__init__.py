@@ -7,7 +7,7 @@ import importlib
 import click
 
 # Each module defines `register(group: click.Group) -> None`.
-_AREAS = ("compile", "serve", "db", "review")
+_AREAS = ("compile", "serve", "db", "logs", "review")
 
 
 def register_all(group: click.Group) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from routectl.runtime.app import Mount
 from routectl.table import DEFAULT_TABLE_PATH
 
 
@@ -68,6 +72,31 @@ def register(group: click.Group) -> None:
         type=click.IntRange(0),
         help="On SIGTERM, the longest wait for requests in flight (streams included).",
     )
+    @click.option(
+        "--log-database-url",
+        envvar="ROUTECTL_LOG_DATABASE_URL",
+        show_envvar=True,
+        help="Write a request_logs row per routed request to this PostgreSQL (libpq URL or "
+        "conninfo), off the request path; rows spool to local disk while it is away. Needs "
+        "psycopg: pip install 'routectl[logs]'. See docs/database.md.",
+    )
+    @click.option(
+        "--log-spool-dir",
+        envvar="ROUTECTL_LOG_SPOOL_DIR",
+        show_envvar=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where rows wait while the log database is away  [default: a folder per database "
+        "under the temporary directory]",
+    )
+    @click.option(
+        "--log-spool-max-bytes",
+        envvar="ROUTECTL_LOG_SPOOL_MAX_BYTES",
+        show_envvar=True,
+        default=256 * 1024 * 1024,
+        show_default=True,
+        type=click.IntRange(0),
+        help="The spool folder's bound; rows beyond it are dropped (and counted).",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -76,6 +105,9 @@ def register(group: click.Group) -> None:
         workers: int,
         max_body_bytes: int,
         drain_seconds: int,
+        log_database_url: str | None,
+        log_spool_dir: Path | None,
+        log_spool_max_bytes: int,
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
@@ -89,6 +121,9 @@ def register(group: click.Group) -> None:
             table = load_table(table_path)  # fail fast, before binding or forking; loaded once
         except TableError as exc:
             raise click.ClickException(str(exc)) from exc
+        mounts: list[Mount] = [mount_explain]
+        if log_database_url:
+            mounts.append(_request_log_mount(log_database_url, log_spool_dir, log_spool_max_bytes))
         server.setup_logging()
         worker = server.Worker(
             table,
@@ -96,10 +131,30 @@ def register(group: click.Group) -> None:
             host,
             port,
             max_body_bytes,
-            mounts=(mount_explain,),
+            mounts=tuple(mounts),
             watch=watch,
             drain_seconds=drain_seconds,
         )
         status = server.run(worker, workers)
         if status:
             sys.exit(status)
+
+
+def _request_log_mount(url: str, spool_dir: Path | None, spool_max_bytes: int) -> Mount:
+    """The request_logs sink (routectl.requestlogs), or a usage error saying what is missing."""
+    try:
+        import psycopg
+
+        from routectl.requestlogs.sink import request_log_mount
+    except ModuleNotFoundError as exc:
+        raise click.UsageError(
+            f"--log-database-url needs psycopg ({exc.name} is not installed): "
+            "pip install 'routectl[logs]'"
+        ) from exc
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise click.BadParameter(
+            f"not a libpq URL or conninfo: {exc}", param_hint="--log-database-url"
+        ) from exc
+    return request_log_mount(url, spool_dir, spool_max_bytes)

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from routectl.runtime import handlers
+from routectl.runtime import dashboard, handlers
 from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.connections import Connections, track
 from routectl.runtime.ingress.anthropic_messages import ANTHROPIC_MESSAGES
@@ -103,6 +103,9 @@ def create_app(
     r.add_get("/healthz", handlers.healthz)
     r.add_get("/readyz", handlers.readyz)
     r.add_get("/metrics", handlers.metrics)
+    r.add_get("/dashboard", dashboard.dashboard_page)
+    r.add_get("/dashboard/dashboard.js", dashboard.dashboard_script)
+    r.add_get("/dashboard/data", dashboard.dashboard_data)
     for mount in mounts:
         mount(app)
     return app

@@ -16,6 +16,7 @@ from routectl.runtime.ingress.anthropic_messages import (
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
 from routectl.runtime.plan import plan_request
+from routectl.runtime.record import note_route
 from routectl.runtime.request import Call
 from routectl.runtime.resolve import resolve, route_for
 from routectl.runtime.tokens import count_tokens
@@ -94,7 +95,9 @@ async def _routed(request: web.Request, caller: Caller, call: Call) -> web.Strea
     served = request[SERVED]
     rec = request[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
-    route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
+    rec["stream"] = call.stream
+    route, rule = route_for(served.index, caller, call.model, call.load_balancer, call.overrides)
+    note_route(rec, caller, route, rule)
     plan = plan_request(served.index, rt.state, caller, route, call.facts)
     if not plan.candidates:
         raise plan.error()

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from routectl.runtime.ingress import ClientFormat
     from routectl.runtime.served import Runtime, ServedTable
 
-__all__ = ["CONNECTIONS", "FORMATS", "RECORD", "REQUEST_ID", "RUNTIME", "SERVED"]
+__all__ = ["CONNECTIONS", "FORMATS", "RECORD", "REQUEST_ID", "RUNTIME", "SERVED", "STARTED"]
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("routectl_runtime")
 # the client connections: timeouts, the cap, requests in flight (runtime/connections.py)
@@ -23,3 +23,4 @@ FORMATS: web.AppKey[dict[str, ClientFormat]] = web.AppKey("routectl_formats")
 SERVED: web.RequestKey[ServedTable] = web.RequestKey("routectl_served")  # the table deciding it
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("routectl_request_id")
 RECORD: web.RequestKey[dict[str, Any]] = web.RequestKey("routectl_record")  # its access-log line
+STARTED: web.RequestKey[float] = web.RequestKey("routectl_started")  # its perf_counter() at arrival

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress import ClientFormat
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
-from routectl.runtime.keys import FORMATS, RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.keys import FORMATS, RECORD, REQUEST_ID, RUNTIME, SERVED, STARTED
 
 __all__ = ["envelope", "error_response"]
 
@@ -82,7 +82,7 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     request[SERVED] = served
     request[REQUEST_ID] = rid
     request[RECORD] = rec
-    started = time.perf_counter()
+    started = request[STARTED] = time.perf_counter()
     info = request.match_info.route.resource
     route = info.canonical if info is not None else "unmatched"
     # the client format of the route: errors answer in its shape (OpenAI chat when unregistered)
@@ -126,8 +126,15 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
         rec["status"] = status
         rt.metrics.count_request(route, rec.get("selected_model") or "", status)
         log = rt.access_log
-        if log.enabled:
+        observers = rt.observers  # usage figures, the request_logs sink: after the log line
+        if log.enabled or observers:
             rec["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
             rec["table"] = served.sha
             rec["ts"] = round(time.time(), 3)
-            log.write(rec)
+            if log.enabled:
+                log.write(rec)
+            try:
+                for observe in observers:
+                    observe(rec)
+            except Exception:  # a bug there must cost the figures, never the answer
+                _log.exception("a request observer failed (request %s)", rid)

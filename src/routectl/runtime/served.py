@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from routectl.runtime.index import TableIndex
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
 from routectl.runtime.state import RoutingState
+from routectl.runtime.usage import Usage
 from routectl.table import RoutingTable, TableError, load_table
 
 __all__ = ["Runtime", "ServedTable"]
@@ -50,6 +51,7 @@ class ServedTable:
         "dialects",
         "endpoints",
         "index",
+        "loaded_at",
         "models_bodies",
         "sha",
         "table",
@@ -60,6 +62,7 @@ class ServedTable:
         self.table = table
         self.index = TableIndex(table)
         self.sha = table.sha256
+        self.loaded_at = time.time()  # the dashboard shows the table's age in this process
         # connection id -> its dialect and endpoint (URL and headers with the key: only here)
         self.dialects: dict[str, Dialect] = {}
         self.endpoints: dict[str, Endpoint | None] = {}
@@ -127,6 +130,11 @@ class Runtime:
         self.session: aiohttp.ClientSession | None = None
         self.draining = False  # stopping (SIGTERM): /readyz answers 503, see runtime/server.py
         self.last_reload: dict[str, Any] | None = None  # the last reload's outcome, for /readyz
+        # usage counters and the dashboard's window; `observers` see every request's record
+        # after its access-log line (the serve command adds the request_logs sink)
+        self.usage = Usage(state, state.clock)
+        self.usage.register(metrics.registry)
+        self.observers: list[Callable[[dict[str, Any]], None]] = [self.usage.observe]
         state.configure(table, self.environ)
         self.served = ServedTable(table, self.environ)
         metrics.table_info.labels(table.sha256).set(1)

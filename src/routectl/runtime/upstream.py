@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.fields import routing_fields
+from routectl.runtime.keys import STARTED
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.request import Call
 from routectl.runtime.served import Runtime, ServedTable
@@ -175,7 +176,7 @@ class _Forwarder:
                 if failure.kind not in self.route.fallback_on:
                     return self._final(cand, failure)
                 if reason is None:  # `_fallback_reason` says why the first choice was dropped
-                    reason = failure.reason
+                    reason = rec["fallback_reason"] = failure.reason
                 self.rt.metrics.fallbacks.labels(cand.model_id, reason).inc()
         rec["selected_model"] = rec["connection"] = None
         raise RoutingError(
@@ -193,6 +194,8 @@ class _Forwarder:
             attempt["status"] = failure.status
         else:
             attempt["error"] = failure.kind
+        if not self.attempts:  # the record lists the failed attempts (request_logs.attempts)
+            self.rec["failed_attempts"] = self.attempts
         self.attempts.append(attempt)
         state = self.rt.state
         cooldown = state.book_failure(
@@ -367,6 +370,8 @@ class _Forwarder:
         headers["Cache-Control"] = "no-cache"
         out = _EventStream(status=reply.status, headers=headers)
         await out.prepare(self.request)
+        # the client's time to first byte: the head leaves with the first chunk, written next
+        self.rec["ttfb_ms"] = round((time.perf_counter() - self.request[STARTED]) * 1000, 3)
         try:
             while chunk:
                 if translate is not None:

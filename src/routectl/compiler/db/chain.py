@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from routectl.compiler.db.rows import SCHEMA_VERSION
 from routectl.table import RoutingTable, dump_table
 
 __all__ = [
@@ -34,6 +35,9 @@ SEED_FILE = "seed.sql"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9._-]+)\.sql$")
 _FROM = re.compile(r"^-- from: (empty|[0-9a-f]{64})$", re.MULTILINE)
 _TO = re.compile(r"^-- to: ([0-9a-f]{64})$", re.MULTILINE)
+# The schema version a migration leaves the database at; files written before there was a
+# second version have no such line and are at version 1.
+_SCHEMA = re.compile(r"^-- schema: (\d+)$", re.MULTILINE)
 # The file's own digest: a migration that may have run somewhere must never change, and a
 # reviewer must be able to trust that the SQL in the file is the SQL compile generated.
 _DIGEST = re.compile(r"^-- sha256: ([0-9a-f]{64})\n", re.MULTILINE)
@@ -62,6 +66,7 @@ class MigrationFile:
     path: str  # as given (relative to generated/)
     from_hash: str | None  # None: the empty database
     to_hash: str
+    schema: int = 1  # the schema version it leaves the database at (its `-- schema:` line)
 
 
 def parse_chain(files: dict[str, bytes]) -> tuple[list[MigrationFile], list[str]]:
@@ -94,6 +99,7 @@ def parse_chain(files: dict[str, bytes]) -> tuple[list[MigrationFile], list[str]
             )
             continue
         raw_from = from_match.group(1)
+        schema = _SCHEMA.search(head)
         chain.append(
             MigrationFile(
                 number=int(match.group(1)),
@@ -101,6 +107,7 @@ def parse_chain(files: dict[str, bytes]) -> tuple[list[MigrationFile], list[str]
                 path=path,
                 from_hash=None if raw_from == "empty" else raw_from,
                 to_hash=to_match.group(1),
+                schema=int(schema.group(1)) if schema else 1,
             )
         )
     chain.sort(key=lambda m: (m.number, m.name))
@@ -162,7 +169,10 @@ def must_resync(previous: RoutingTable | None, chain: list[MigrationFile]) -> bo
 
 
 def verify_migrations(
-    existing: dict[str, bytes], table: RoutingTable, chain: MigrationChain | None = None
+    existing: dict[str, bytes],
+    table: RoutingTable,
+    chain: MigrationChain | None = None,
+    schema_version: int = SCHEMA_VERSION,
 ) -> list[str]:
     """Problems with the migration chain in generated/migrations/ (empty when it is sound)."""
     chain = chain or read_chain(existing)
@@ -175,5 +185,11 @@ def verify_migrations(
         problems.append(
             f"{last.path}: the chain ends at table {last.to_hash}, "
             f"but routing.yaml compiles to {expected_hash}; run `routectl compile`"
+        )
+    if last.schema < schema_version:
+        problems.append(
+            f"{last.path}: the chain ends at schema version {last.schema}, but this routectl "
+            f"writes version {schema_version}; run `routectl compile` (it adds the migration "
+            "that upgrades the schema)"
         )
     return problems

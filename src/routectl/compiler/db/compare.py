@@ -7,9 +7,9 @@ organization goes only after every row that pointed at it was updated or deleted
 
 from __future__ import annotations
 
-from routectl.compiler.db.literals import sql_literal
-from routectl.compiler.db.ops import OP_TYPES, Change, DeleteOp, Op
-from routectl.compiler.db.rows import TABLES, Row, table_rows
+from routectl.compiler.db.literals import Json, sql_literal
+from routectl.compiler.db.ops import OP_TYPES, Change, DeleteOp, Op, UpgradeSchemaOp
+from routectl.compiler.db.rows import SCHEMA_PROPERTY, TABLES, Row, table_rows
 from routectl.table import RoutingTable
 
 __all__ = ["compare", "compare_rows"]
@@ -33,9 +33,27 @@ def _changes(old: Row, new: Row) -> tuple[Change, ...]:
     )
 
 
+def _schema_version(rows: dict[str, tuple[Row, ...]]) -> int | None:
+    """The `routing.schema_version` the rows are at (None: the empty database)."""
+    for row in rows.get("system_properties", ()):
+        if row.key == SCHEMA_PROPERTY:
+            value = row.get("property_value")
+            assert isinstance(value, Json) and isinstance(value.value, int)
+            return value.value
+    return None
+
+
 def compare_rows(old: dict[str, tuple[Row, ...]], new: dict[str, tuple[Row, ...]]) -> list[Op]:
-    """Ops between two relational projections (see rows.table_rows)."""
+    """Ops between two relational projections (see rows.table_rows).
+
+    When the old rows are at an older schema version, the schema upgrade comes first: the rows
+    that follow may need what it creates. (The empty database gets the whole schema from the
+    initial migration instead.)
+    """
     upserts: list[Op] = []
+    old_schema, new_schema = _schema_version(old), _schema_version(new)
+    if old_schema is not None and new_schema is not None and old_schema < new_schema:
+        upserts.append(UpgradeSchemaOp(old_schema, new_schema))
     deletes_by_table: list[list[DeleteOp]] = []
     for spec in TABLES:
         create, update, delete = OP_TYPES[spec.name]

@@ -42,6 +42,7 @@ __all__ = [
     "UpdateProviderOp",
     "UpdateSystemPropertyOp",
     "UpdateUserOp",
+    "UpgradeSchemaOp",
     "macro_name",
 ]
 
@@ -87,7 +88,21 @@ class DeleteOp:
     id: uuid.UUID
 
 
-Op = CreateOp | UpdateOp | DeleteOp
+@dataclass(frozen=True, slots=True)
+class UpgradeSchemaOp:
+    """Bring the schema from one version to a later one: the DDL of every version in between
+    (rows.SCHEMA_STEPS), before any row changes. A database created by an older chain gets it."""
+
+    table: ClassVar[str] = "schema"
+    from_version: int
+    to_version: int
+
+    @property
+    def key(self) -> str:
+        return f"schema v{self.from_version} -> v{self.to_version}"
+
+
+Op = CreateOp | UpdateOp | DeleteOp | UpgradeSchemaOp
 
 
 # ----------------------------------------------------------------- one class per verb and table

@@ -15,7 +15,7 @@ from routectl.compiler.db.chain import (
 )
 from routectl.compiler.db.compare import compare_rows
 from routectl.compiler.db.render import Rows, render_migration, render_seed
-from routectl.compiler.db.rows import table_rows
+from routectl.compiler.db.rows import SCHEMA_VERSION, table_rows
 from routectl.compiler.db.slug import slug_for
 from routectl.table import RoutingTable
 
@@ -27,17 +27,25 @@ def _next_migration(
     new_rows: Rows,
     new_hash: str,
     chain: list[MigrationFile],
+    schema_version: int,
 ) -> tuple[str, str] | None:
-    """(relative path, text) of the migration this compile adds, or None when nothing changed."""
+    """(relative path, text) of the migration this compile adds, or None when nothing changed
+    (neither the table nor the schema version)."""
     counts = {table: len(rows) for table, rows in new_rows.items()}
     if not chain:
         ops = compare_rows(table_rows(None), new_rows)
         name = "0001_initial"
         return f"{MIGRATIONS_DIR}/{name}.sql", render_migration(
-            number=1, name=name, from_hash=None, to_hash=new_hash, ops=ops, expected_counts=counts
+            number=1,
+            name=name,
+            from_hash=None,
+            to_hash=new_hash,
+            ops=ops,
+            expected_counts=counts,
+            schema_version=schema_version,
         )
     last = chain[-1]
-    if last.to_hash == new_hash:
+    if last.to_hash == new_hash and last.schema >= schema_version:
         return None
     number = max(m.number for m in chain) + 1
     resync = must_resync(previous, chain)
@@ -48,7 +56,8 @@ def _next_migration(
         name = f"{number:04d}_resync"
     else:
         assert previous is not None  # must_resync is True without a previous table
-        ops = compare_rows(table_rows(previous), new_rows)
+        # the database as the chain left it: the previous table, at the chain's schema version
+        ops = compare_rows(table_rows(previous, last.schema), new_rows)
         name = f"{number:04d}_{slug_for(ops)}"
     text = render_migration(
         number=number,
@@ -58,6 +67,8 @@ def _next_migration(
         ops=ops,
         resync_rows=new_rows if resync else None,
         expected_counts=counts,
+        schema_version=schema_version,
+        upgrade_from=last.schema,
     )
     return f"{MIGRATIONS_DIR}/{name}.sql", text
 
@@ -67,24 +78,29 @@ def sql_outputs(
     new: RoutingTable,
     existing: dict[str, bytes],
     chain: MigrationChain | None = None,
+    *,
+    schema_version: int = SCHEMA_VERSION,
 ) -> dict[str, bytes]:
     """Files (paths relative to generated/) that compile writes for the database.
 
     `previous` is the table currently in generated/ (None when there is none), `existing` the
     current files under generated/migrations/ keyed by relative path (`chain`: the same, already
-    read). Returns seed.sql and, when the table changed, the one new migration file.
+    read). Returns seed.sql and, when the table or the schema version changed, the one new
+    migration file. `schema_version` is the one to write (tests write older chains with it).
     """
     new_hash = table_hash(new)
     migrations = (chain or read_chain(existing)).files
     out: dict[str, bytes] = {}
     # the relational projection of `new`, with every row's SQL text: built once, shared by the
     # diff, the migration and the seed
-    new_rows = table_rows(new)
-    migration = _next_migration(previous, new_rows, new_hash, migrations)
+    new_rows = table_rows(new, schema_version)
+    migration = _next_migration(previous, new_rows, new_hash, migrations, schema_version)
     number = migrations[-1].number if migrations else None
     if migration is not None:
         path, text = migration
         out[path] = text.encode()
         number = int(PurePosixPath(path).name[:4])
-    out[SEED_FILE] = render_seed(new, to_hash=new_hash, number=number, rows=new_rows).encode()
+    out[SEED_FILE] = render_seed(
+        new, to_hash=new_hash, number=number, rows=new_rows, schema_version=schema_version
+    ).encode()
     return out

@@ -16,11 +16,25 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from routectl.compiler.db.chain import stamp_digest
 from routectl.compiler.db.literals import sql_comment, sql_literal, sql_literals, sql_uuid
-from routectl.compiler.db.ops import CreateOp, DeleteOp, Op, UpdateOp, macro_name
-from routectl.compiler.db.rows import SCHEMA_VERSION, TABLES, Row, TableSpec, table_rows
+from routectl.compiler.db.ops import CreateOp, DeleteOp, Op, UpdateOp, UpgradeSchemaOp, macro_name
+from routectl.compiler.db.rows import (
+    SCHEMA_STEPS,
+    SCHEMA_VERSION,
+    TABLES,
+    Row,
+    TableSpec,
+    table_rows,
+)
 from routectl.table import RoutingTable
 
-__all__ = ["LOCK_KEY", "Rows", "environment", "render_migration", "render_seed"]
+__all__ = [
+    "LOCK_KEY",
+    "Rows",
+    "environment",
+    "render_migration",
+    "render_seed",
+    "schema_steps",
+]
 
 # pg_advisory_xact_lock key shared by the seed and every migration: "route" in ASCII
 LOCK_KEY = 0x726F757465
@@ -76,6 +90,19 @@ class OpSql(NamedTuple):
     changes: tuple[ChangeSql, ...] = ()
 
 
+class SchemaSql(NamedTuple):
+    """What the upgrade_schema macro receives: the versions and the DDL templates in between."""
+
+    from_version: int
+    to_version: int
+    steps: tuple[str, ...]
+
+
+def schema_steps(after: int, upto: int) -> tuple[str, ...]:
+    """The DDL templates that take a schema from version `after` to version `upto`, in order."""
+    return tuple(SCHEMA_STEPS[v] for v in sorted(SCHEMA_STEPS) if after < v <= upto)
+
+
 def _table_sql(rows: tuple[Row, ...]) -> TableSql:
     ids = [sql_uuid(r.id) for r in rows]
     values = ",\n".join([f"    ({i}, {r.values_sql})" for i, r in zip(ids, rows, strict=True)])
@@ -93,7 +120,10 @@ def _tables(rows: Rows) -> list[tuple[TableSpec, TableSql]]:
     return [(spec, _table_sql(rows[spec.name])) for spec in TABLES]
 
 
-def _op_sql(op: Op) -> OpSql:
+def _op_sql(op: Op) -> OpSql | SchemaSql:
+    if isinstance(op, UpgradeSchemaOp):
+        steps = schema_steps(op.from_version, op.to_version)
+        return SchemaSql(op.from_version, op.to_version, steps)
     key, row_id = sql_comment(op.key), sql_uuid(op.id)
     if isinstance(op, CreateOp):
         values = op.values_sql
@@ -116,7 +146,7 @@ def _macro(op_type: type[object]) -> Any:
     return getattr(macros, macro_name(op_type))
 
 
-Run = tuple[type[object], list[OpSql]]
+Run = tuple[type[object], list[OpSql | SchemaSql]]
 
 
 def _runs(ops: Sequence[Op]) -> list[Run]:
@@ -130,15 +160,26 @@ def _render_run(run: Run) -> str:
 
 
 def render_seed(
-    table: RoutingTable, to_hash: str, number: int | None, *, rows: Rows | None = None
+    table: RoutingTable,
+    to_hash: str,
+    number: int | None,
+    *,
+    rows: Rows | None = None,
+    schema_version: int = SCHEMA_VERSION,
 ) -> str:
     """seed.sql: schema + the whole state of `table`, recorded as migration `number`'s table.
 
-    `rows` is table_rows(table) when the caller already has it.
+    `rows` is table_rows(table, schema_version) when the caller already has it.
     """
     template = environment().get_template("seed.sql.j2")
-    state = _tables(table_rows(table) if rows is None else rows)
-    return template.render(tables=state, to_hash=to_hash, number=number)
+    state = _tables(table_rows(table, schema_version) if rows is None else rows)
+    return template.render(
+        tables=state,
+        to_hash=to_hash,
+        number=number,
+        schema_version=schema_version,
+        schema_steps=schema_steps(1, schema_version),
+    )
 
 
 def render_migration(
@@ -151,11 +192,17 @@ def render_migration(
     resync: RoutingTable | None = None,
     resync_rows: Rows | None = None,
     expected_counts: Mapping[str, int] | None = None,
+    schema_version: int = SCHEMA_VERSION,
+    upgrade_from: int | None = None,
 ) -> str:
-    """One migration file; with `resync` (or its rows), the whole state of that table instead of `ops`."""
+    """One migration file; with `resync` (or its rows), the whole state of that table instead of `ops`.
+
+    The file records the `schema_version` it leaves the database at; a resync of a database at
+    an older schema (`upgrade_from`) upgrades it first (ops carry their own UpgradeSchemaOp).
+    """
     template = environment().get_template("migration.sql.j2")
     if resync_rows is None and resync is not None:
-        resync_rows = table_rows(resync)
+        resync_rows = table_rows(resync, schema_version)
     tables = None if resync_rows is None else _tables(resync_rows)
     text = template.render(
         number=number,
@@ -167,6 +214,9 @@ def render_migration(
         runs=_runs(ops),
         tables=tables,
         render_run=_render_run,
+        schema_version=schema_version,
+        schema_steps=schema_steps(1, schema_version),
+        resync_steps=schema_steps(upgrade_from or schema_version, schema_version),
         expected_counts=sorted((expected_counts or {}).items(), key=lambda kv: _TABLE_ORDER[kv[0]]),
     )
     return stamp_digest(text)

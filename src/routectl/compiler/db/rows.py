@@ -20,6 +20,8 @@ __all__ = [
     "AUTO_FREE_COLLECTION",
     "AUTO_FREE_PROPERTY",
     "NAMESPACE",
+    "SCHEMA_PROPERTY",
+    "SCHEMA_STEPS",
     "SCHEMA_VERSION",
     "TABLES",
     "Json",
@@ -34,7 +36,12 @@ __all__ = [
 
 # Fixed forever: changing it would give every row of every deployed database a new id.
 NAMESPACE = uuid.UUID("3b5e4c1a-8f0d-5a52-9d7e-6c1f2a4b9e10")
-SCHEMA_VERSION = 1
+# The version of the schema compile writes. Version 1 is schema.sql.j2; each later version N adds
+# templates/SCHEMA_STEPS[N] (DDL only, idempotent), which the full schema includes and the
+# migration that brings an older chain to N carries (compare sees `routing.schema_version` move).
+SCHEMA_VERSION = 2
+SCHEMA_STEPS: dict[int, str] = {2: "schema_v2.sql.j2"}  # version -> its DDL template
+SCHEMA_PROPERTY = "routing.schema_version"
 AUTO_FREE_COLLECTION = "auto-free"
 AUTO_FREE_PROPERTY = "routing.auto_free_models"
 
@@ -187,8 +194,14 @@ def _spec(name: str) -> TableSpec:
     return next(s for s in TABLES if s.name == name)
 
 
-def table_rows(table: RoutingTable | None) -> dict[str, tuple[Row, ...]]:
-    """Every row of every generated table for `table` (None: the empty database), in a stable order."""
+def table_rows(
+    table: RoutingTable | None, schema_version: int = SCHEMA_VERSION
+) -> dict[str, tuple[Row, ...]]:
+    """Every row of every generated table for `table` (None: the empty database), in a stable order.
+
+    `schema_version`: the schema the rows are at (`routing.schema_version`); an older one
+    describes a database that a chain written by an earlier routectl left.
+    """
     if table is None:
         return {spec.name: () for spec in TABLES}
     return {
@@ -200,7 +213,7 @@ def table_rows(table: RoutingTable | None) -> dict[str, tuple[Row, ...]]:
         "connections": tuple(_connections(table)),
         "model_collections": tuple(_collections(table)),
         "model_collection_members": tuple(_members(table)),
-        "system_properties": tuple(_system_properties(table)),
+        "system_properties": tuple(_system_properties(table, schema_version)),
     }
 
 
@@ -377,7 +390,7 @@ def auto_free_models(table: RoutingTable) -> list[str]:
     return list(dict.fromkeys(m.model_id for m in c.members if m.active))
 
 
-def _system_properties(table: RoutingTable) -> Iterator[Row]:
+def _system_properties(table: RoutingTable, schema_version: int) -> Iterator[Row]:
     spec = _spec("system_properties")
     props: dict[str, tuple[Any, str]] = {
         AUTO_FREE_PROPERTY: (
@@ -388,7 +401,7 @@ def _system_properties(table: RoutingTable) -> Iterator[Row]:
             defaults_to_dict(table.defaults),
             "routing.yaml defaults, resolved",
         ),
-        "routing.schema_version": (SCHEMA_VERSION, "Version of the schema routectl generates"),
+        SCHEMA_PROPERTY: (schema_version, "Version of the schema routectl generates"),
     }
     for name in sorted(props):
         value, description = props[name]

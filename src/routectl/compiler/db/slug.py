@@ -16,6 +16,7 @@ from routectl.compiler.db.ops import (
     Op,
     UpdateMemberOp,
     UpdateOp,
+    UpgradeSchemaOp,
 )
 from routectl.compiler.db.rows import TABLES
 
@@ -41,7 +42,7 @@ def _headlines(ops: list[Op]) -> list[Op]:
     whole = {op.key for op in ops if isinstance(op, CreateCollectionOp | DeleteCollectionOp)}
     out: list[Op] = []
     for op in ops:
-        if op.table in _DERIVED_TABLES:
+        if isinstance(op, UpgradeSchemaOp) or op.table in _DERIVED_TABLES:
             continue
         if isinstance(op, CreateMemberOp | DeleteMemberOp | UpdateMemberOp) and (
             op.key.split(":", 1)[0] in whole
@@ -108,6 +109,7 @@ def _describe(op: Op) -> str:
         return f"add_{noun}_{_short_model(op.key)}"
     if isinstance(op, DeleteOp):
         return f"remove_{noun}_{_short_model(op.key)}"
+    assert isinstance(op, UpdateOp)  # schema upgrades are never headlines
     return f"{_short_model(op.key)}_change_{_columns(op)}"
 
 
@@ -115,7 +117,13 @@ def slug_for(ops: list[Op]) -> str:
     """`flash2.5_add_member_claude-3-haiku` for one change, else a short summary of what changed."""
     heads = sorted(_headlines(ops), key=lambda op: _NOUN_ORDER.index(_NOUN[op.table]))
     collections = {_collection_of(op) for op in heads}
-    if not heads:
+    upgrade = next((op for op in ops if isinstance(op, UpgradeSchemaOp)), None)
+    if upgrade is not None:
+        # a schema upgrade names the migration; the row changes it carries along are counted
+        text = f"schema_v{upgrade.to_version}"
+        if heads:
+            text += f"_and_{len(heads)}_change{'s' if len(heads) > 1 else ''}"
+    elif not heads:
         text = "derived_changes" if ops else "no_changes"
     elif len(heads) == 1:
         text = _describe(heads[0])

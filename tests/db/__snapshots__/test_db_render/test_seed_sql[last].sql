@@ -10,7 +10,9 @@ BEGIN;
 -- one routectl change at a time
 SELECT pg_advisory_xact_lock(491496240229);
 
--- Schema (routectl schema version 1). Idempotent: creates only what is missing.
+-- Schema (routectl schema version 2). Idempotent: creates only what is missing.
+-- Version 1 below; each later version's DDL follows it (schema_vN.sql.j2), the same text that
+-- the migration upgrading a database to version N carries.
 -- Ids are UUIDv5 of natural keys, so the same routing.yaml gives the same ids everywhere.
 CREATE TABLE IF NOT EXISTS routing_migrations (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -148,6 +150,51 @@ CREATE INDEX IF NOT EXISTS model_collection_members_collection_idx
     ON model_collection_members (collection_id, position);
 CREATE INDEX IF NOT EXISTS model_collections_organization_idx
     ON model_collections (organization_id);
+
+-- Schema version 2: request_logs, one row per request the gateway answered on a model route,
+-- written by `routectl serve --log-database-url` (or `routectl logs load`); not routing state, so
+-- the seed writes no rows into it and never deletes any. Message content is never stored.
+CREATE TABLE IF NOT EXISTS request_logs (
+    id uuid PRIMARY KEY,
+    request_id text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    caller text,
+    organization text,
+    requested_model text,
+    resolution text,
+    collection_name text,
+    routing_strategy text,
+    selected_model text,
+    connection text,
+    attempts jsonb NOT NULL DEFAULT '[]',
+    fallback_reason text,
+    status integer NOT NULL,
+    error_code text,
+    latency_ms double precision,
+    ttfb_ms double precision,
+    prompt_tokens integer,
+    completion_tokens integer,
+    total_tokens integer,
+    cost_usd numeric,
+    stream boolean NOT NULL DEFAULT false,
+    routing_table text,
+    request_data jsonb NOT NULL DEFAULT '{}',
+    response_data jsonb NOT NULL DEFAULT '{}'
+);
+
+-- time windows and `routectl logs prune`
+CREATE INDEX IF NOT EXISTS request_logs_created_at_idx
+    ON request_logs (created_at);
+-- the seed documents' queries: per requested collection, per selected model
+CREATE INDEX IF NOT EXISTS request_logs_requested_model_idx
+    ON request_logs ((request_data->>'model'), created_at);
+CREATE INDEX IF NOT EXISTS request_logs_selected_model_idx
+    ON request_logs ((response_data->>'_selected_model'), created_at);
+-- usage per organization and per caller
+CREATE INDEX IF NOT EXISTS request_logs_organization_idx
+    ON request_logs (organization, created_at);
+CREATE INDEX IF NOT EXISTS request_logs_caller_idx
+    ON request_logs (caller, created_at);
 
 -- organizations: 1 row
 INSERT INTO organizations (id, handle, display_name)
@@ -298,7 +345,7 @@ INSERT INTO system_properties (id, property_name, property_value, description)
 VALUES
     ('632ba0ef-a218-5fcc-9ece-af93be75410d', 'routing.auto_free_models', '["echo/echo-1","openai/gpt-4o-mini"]'::jsonb, 'Model ids of the active members of the system collection auto-free'),
     ('d218de1f-f3d4-5fc6-aad7-a55ca2740d30', 'routing.defaults', '{"allowed_fails":3,"cooldown_s":30.0,"fallback_on":["429","500","502","503","504","timeout","connect_error"],"max_attempts":3,"priority":{"organization":50,"platform":0,"user":100},"timeout_ms":60000}'::jsonb, 'routing.yaml defaults, resolved'),
-    ('b663c022-c5ba-5ffd-b78c-45be16268172', 'routing.schema_version', '1'::jsonb, 'Version of the schema routectl generates')
+    ('b663c022-c5ba-5ffd-b78c-45be16268172', 'routing.schema_version', '2'::jsonb, 'Version of the schema routectl generates')
 ON CONFLICT (id) DO UPDATE SET
     property_name = EXCLUDED.property_name,
     property_value = EXCLUDED.property_value,

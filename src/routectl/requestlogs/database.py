@@ -1,0 +1,112 @@
+"""Writing request_logs rows to PostgreSQL: COPY the records into a temporary table, then one
+INSERT that derives each row (rows.ROW_SQL) and skips every row whose request id is already there, so a batch written twice (a retry after a
+timeout whose commit did land, a spool file loaded again) adds nothing the second time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import psycopg
+
+from routectl.requestlogs.rows import COLUMNS, ROW_SQL
+
+__all__ = ["RequestLogDatabase", "connect"]
+
+_COLS = ", ".join(COLUMNS)
+_STAGE = "routectl_request_logs_in"
+# the records as they are, one jsonb each; ON COMMIT DELETE ROWS: empty at every batch's start
+_CREATE_STAGE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (r jsonb NOT NULL) ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY {_STAGE} (r) FROM STDIN"
+_INSERT = (
+    f"INSERT INTO request_logs ({_COLS}) SELECT "
+    + ", ".join(ROW_SQL[c] for c in COLUMNS)
+    + f" FROM {_STAGE} ON CONFLICT DO NOTHING"
+)
+
+
+def connect(
+    url: str, *, timeout_s: float = 5.0, application: str = "routectl"
+) -> psycopg.Connection[Any]:
+    """A connection that fails fast: `timeout_s` to connect, and statements cut by the server
+    after twice that (a database that is slow counts as away)."""
+    return psycopg.connect(
+        url,
+        autocommit=False,
+        connect_timeout=max(1, round(timeout_s)),
+        application_name=application,
+        options=f"-c statement_timeout={round(timeout_s * 2000)}",
+    )
+
+
+class RequestLogDatabase:
+    """One connection's worth of request_logs writing (not thread-safe: one writer each)."""
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def write(self, records: Iterable[str]) -> int:
+        """Write the rows of records (their JSON texts, rows.record_text) in one transaction; the
+        number that were new. Raises psycopg.Error (or OSError) when the database is away, slow,
+        or refuses them; the connection is then dropped."""
+        try:
+            with self._watchdog():
+                conn = self._connection()
+                with conn.cursor() as cur:
+                    cur.execute(_CREATE_STAGE)
+                    with cur.copy(_COPY) as copy:
+                        for text in records:
+                            copy.write_row((text,))
+                    cur.execute(_INSERT)
+                    inserted = cur.rowcount
+                conn.commit()
+            return max(inserted, 0)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Drop the connection (the next write opens a new one)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed:
+            self.conn = connect(self.url, timeout_s=self.timeout_s)
+        return self.conn
+
+    @contextlib.contextmanager
+    def _watchdog(self) -> Iterator[None]:
+        """A server that stopped answering (a stopped process, a dead link) leaves a socket read
+        waiting forever: after 3 x timeout_s the socket is shut down under it, which ends the
+        wait with an error."""
+        done = threading.Event()
+
+        def cut() -> None:
+            if done.wait(self.timeout_s * 3):
+                return
+            conn = self.conn
+            if conn is None:
+                return
+            with contextlib.suppress(Exception):
+                fd = os.dup(conn.pgconn.socket)
+                with socket.socket(fileno=fd) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        guard = threading.Thread(target=cut, name="routectl-request-logs-watchdog", daemon=True)
+        guard.start()
+        try:
+            yield
+        finally:
+            done.set()
+            guard.join()
