@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from conformance import Answer, check_answers, record_answers
 
 from routectl.compiler import build_table
 from routectl.runtime.app import create_app
@@ -172,14 +173,20 @@ class FakeUpstream:
             retry = action.partition(":")[2]
             headers = {"Retry-After": retry} if retry else {}
             return web.json_response(
-                {"error": {"message": "slow down", "type": "rate_limit"}},
+                {
+                    "error": {
+                        "message": "slow down",
+                        "type": "requests",
+                        "param": None,
+                        "code": None,
+                    }
+                },
                 status=429,
                 headers=headers,
             )
-        if action in ("500", "400", "401", "422"):
-            return web.json_response(
-                {"error": {"message": f"fake {action}", "type": "fake"}}, status=int(action)
-            )
+        if action in ("500", "503", "400", "401", "422"):
+            error = {"message": f"fake {action}", "type": "fake", "param": None, "code": None}
+            return web.json_response({"error": error}, status=int(action))
         if action == "hang":
             try:
                 await asyncio.sleep(30)
@@ -220,8 +227,13 @@ class FakeUpstream:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": f"fake:{model}:{text}"},
+                        "message": {
+                            "role": "assistant",
+                            "content": f"fake:{model}:{text}",
+                            "refusal": None,
+                        },
                         "finish_reason": "stop",
+                        "logprobs": None,
                     }
                 ],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
@@ -276,8 +288,12 @@ class Gateway:
 
 @pytest.fixture
 def gateway(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Callable[..., Gateway]]:
-    """Start create_app for a table built from the base config plus extra parts."""
+    """Start create_app for a table built from the base config plus extra parts.
+
+    Every answer the gateway gives is checked against OpenAI's schemas when the test ends
+    (conformance.py): a test that provokes a malformed answer fails."""
     runners: list[web.AppRunner] = []
+    gateways: list[list[Answer]] = []
 
     def start(seed: int = 7, max_body_bytes: int = 10 * 1024 * 1024, **parts: str) -> Gateway:
         table = make_table(fake.port, **parts)
@@ -289,13 +305,17 @@ def gateway(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Callable[..
             environ=ENV,
             max_body_bytes=max_body_bytes,
         )
+        recorded = record_answers(app)
         runner, port = loop_thread.start(app)
         runners.append(runner)
+        gateways.append(recorded)
         return Gateway(port, app, clock, table)
 
     yield start
     for runner in runners:
         loop_thread.stop(runner)
+    problems = check_answers([a for recorded in gateways for a in recorded])
+    assert not problems, "answers that break OpenAI's schemas:\n" + "\n".join(problems)
 
 
 def sse_bytes(chunks: list[bytes]) -> bytes:

@@ -25,7 +25,9 @@ from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.fields import routing_fields
 from routectl.runtime.plan import Candidate, RoutePlan
+from routectl.runtime.refusals import exhausted
 from routectl.runtime.request import Call
+from routectl.runtime.retry import SHOULD_RETRY, status_retries
 from routectl.runtime.served import Runtime, ServedTable
 
 __all__ = ["forward"]
@@ -178,12 +180,7 @@ class _Forwarder:
                     reason = failure.reason
                 self.rt.metrics.fallbacks.labels(cand.model_id, reason).inc()
         rec["selected_model"] = rec["connection"] = None
-        raise RoutingError(
-            "upstream_error",
-            502,
-            f"Every candidate failed ({len(self.attempts)} attempts)",
-            {"attempts": self.attempts},
-        )
+        raise exhausted(self.attempts, self.rt.state)
 
     # ---------------------------------------------------------------- health bookkeeping
 
@@ -217,11 +214,9 @@ class _Forwarder:
             translated = self.call.format.foreign_error(failure.status, body)
             if translated is not body:
                 body, ctype = translated, _JSON
-        return web.Response(
-            status=failure.status,
-            body=body,
-            headers=_chosen_headers(self.served, self.rid, cand, ctype),
-        )
+        headers = _chosen_headers(self.served, self.rid, cand, ctype)
+        headers[SHOULD_RETRY] = "true" if status_retries(failure.status) else "false"
+        return web.Response(status=failure.status, body=body, headers=headers)
 
     # ---------------------------------------------------------------- one attempt
 
