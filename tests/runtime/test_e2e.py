@@ -351,17 +351,27 @@ def test_retry_overrides_attempts_and_codes(start: Start, fake: FakeUpstream) ->
 # ---------------------------------------------------------------- streaming
 
 
+def routed(chunks: bytes, model: str = "fake/m1") -> bytes:
+    """The fake upstream's chunks as the client gets them: with the routed model id."""
+    return chunks.replace(b'"model":"up"', b'"model":"' + model.encode() + b'"')
+
+
 def raw_stream(gw: Gateway, model: str, who: str = "alice") -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"model": model, "messages": HELLO, "stream": True}).encode()
     return call(gw, "POST", "/v1/chat/completions", body, who)
 
 
-def test_streaming_passthrough_is_byte_for_byte(start: Start, fake: FakeUpstream) -> None:
+def test_streaming_passthrough_is_byte_for_byte_but_the_model(
+    start: Start, fake: FakeUpstream
+) -> None:
     gw = start()
     fake.script["m1"] = ["slow"]
     status, headers, data = raw_stream(gw, "fake/m1")
     assert status == 200
-    assert data == b"".join(fake.stream_chunks)
+    # every chunk names the routed model, as the non-streamed answer does; not the upstream's
+    upstream = b"".join(fake.stream_chunks)
+    assert upstream.count(b'"model":"up"') == 4
+    assert data == routed(upstream)
     assert headers["x-routectl-selected-model"] == "fake/m1"
     assert headers["x-routectl-connection"] == "alice-fake"
     assert headers["x-routectl-table"] == gw.table.sha256
@@ -412,7 +422,7 @@ def test_stream_falls_back_before_the_first_byte(start: Start, fake: FakeUpstrea
     fake.script["sk-alice/m1"] = ["500"]
     status, headers, data = raw_stream(gw, "fake/m1")
     assert status == 200 and headers["x-routectl-connection"] == "acme-fake"
-    assert data == b"".join(fake.stream_chunks)
+    assert data == routed(b"".join(fake.stream_chunks))
 
 
 def test_drop_mid_stream_ends_with_an_error_event(start: Start, fake: FakeUpstream) -> None:
@@ -420,7 +430,7 @@ def test_drop_mid_stream_ends_with_an_error_event(start: Start, fake: FakeUpstre
     fake.script["sk-alice/m1"] = ["drop"]
     status, _, data = raw_stream(gw, "fake/m1")
     assert status == 200
-    assert data.startswith(b"".join(fake.stream_chunks[:2]))
+    assert data.startswith(routed(b"".join(fake.stream_chunks[:2])))
     assert b'"code":"upstream_error"' in data
     assert [c["key"] for c in fake.calls] == ["sk-alice"]  # no fallback after the first byte
     with pytest.raises(openai.APIError):

@@ -22,6 +22,7 @@ from routectl.runtime.tokens import count_tokens
 from routectl.runtime.translatable import translatable
 from routectl.runtime.upstream import forward
 from routectl.runtime.views import (
+    anthropic_model,
     anthropic_models_page,
     collection_detail,
     collection_summary,
@@ -33,6 +34,7 @@ __all__ = [
     "chat_completions",
     "count_message_tokens",
     "get_collection",
+    "get_model",
     "healthz",
     "list_collections",
     "list_models",
@@ -127,8 +129,35 @@ async def list_models(request: web.Request) -> web.StreamResponse:
         return _json(anthropic_models_page(served.index, caller, request.query))
     body = served.models_bodies.get(caller.handle)
     if body is None:
-        body = served.models_bodies[caller.handle] = orjson.dumps(models_list(served.index, caller))
+        listed = models_list(served.index, caller, served.loaded_at)
+        body = served.models_bodies[caller.handle] = orjson.dumps(listed)
     return web.Response(body=body, content_type="application/json")
+
+
+async def get_model(request: web.Request) -> web.StreamResponse:
+    """GET /v1/models/{id}: one name of the caller's models list (OpenAI's `Model`, or
+    Anthropic's `ModelInfo` with `anthropic-version`); the id may carry `/` plain or as %2F."""
+    served = request[SERVED]
+    caller = caller_of(request)
+    ident = request.match_info["id"]
+    entry = next(
+        (
+            m
+            for m in models_list(served.index, caller, served.loaded_at)["data"]
+            if m["id"] == ident
+        ),
+        None,
+    )
+    if entry is None:
+        raise RoutingError(
+            "model_not_found",
+            404,
+            f"The model '{ident}' does not exist or you do not have access to it",
+            param="model",
+        )
+    if "anthropic-version" in request.headers:
+        return _json(anthropic_model(served.index, ident))
+    return _json(entry)
 
 
 async def list_collections(request: web.Request) -> web.StreamResponse:

@@ -50,14 +50,20 @@ class ServedTable:
         "dialects",
         "endpoints",
         "index",
+        "loaded_at",
         "models_bodies",
         "sha",
         "table",
         "timeouts",
     )
 
-    def __init__(self, table: RoutingTable, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, table: RoutingTable, environ: Mapping[str, str], loaded_at: float = 0.0
+    ) -> None:
         self.table = table
+        # when this process started serving the table: `created` of /v1/models entries (the
+        # table itself has no clock, so that compiling twice gives the same bytes)
+        self.loaded_at = int(loaded_at)
         self.index = TableIndex(table)
         self.sha = table.sha256
         # connection id -> its dialect and endpoint (URL and headers with the key: only here)
@@ -128,14 +134,14 @@ class Runtime:
         self.draining = False  # stopping (SIGTERM): /readyz answers 503, see runtime/server.py
         self.last_reload: dict[str, Any] | None = None  # the last reload's outcome, for /readyz
         state.configure(table, self.environ)
-        self.served = ServedTable(table, self.environ)
+        self.served = ServedTable(table, self.environ, state.clock())
         metrics.table_info.labels(table.sha256).set(1)
         for cid, why in sorted(state.unavailable.items()):
             log.warning("connection %s unavailable: %s", cid, why)
 
     def reload(self, table: RoutingTable) -> None:
         """Serve `table` from now on; state of members and deployments that survive carries over."""
-        served = ServedTable(table, self.environ)
+        served = ServedTable(table, self.environ, self.state.clock())
         old = self.served.sha
         self.state.configure(table, self.environ)
         self.state.carry_over(table)

@@ -271,7 +271,7 @@ class _Forwarder:
                 )
             if call.stream:
                 if native:
-                    translate = call.format.relay()
+                    translate = call.format.relay(call, cand.model_id)
                 else:
                     upstream = dialect.translator(attempt, call.include_usage)
                     translate = self._translator(cand, upstream)

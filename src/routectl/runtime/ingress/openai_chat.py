@@ -9,6 +9,7 @@ import orjson
 from routectl.runtime.dialects.stream import ChunkTranslator
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.openai_errors import openai_error_body, openai_foreign_error
+from routectl.runtime.ingress.openai_stream import ModelStamp
 from routectl.runtime.plan import RequestFacts
 from routectl.runtime.request import Call, bad_request, take_routing_keys
 
@@ -42,9 +43,9 @@ class OpenAIChat:
         """OpenAI chunks are this format's stream."""
         return None
 
-    def relay(self) -> ChunkTranslator | None:
-        """Native chunks pass unread."""
-        return None
+    def relay(self, call: Call, model_id: str) -> ChunkTranslator | None:
+        """Native chunks pass as they came, with the routed model id in each."""
+        return ModelStamp(model_id)
 
     def error_body(self, error: RoutingError) -> dict[str, Any]:
         """OpenAI's `{"error": {"message", "type", "param", "code", ...}}`."""
