@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-fast lint typecheck demo bench bench-peers compile clean container-test rollout-test
+.PHONY: setup test test-fast browser lint typecheck demo bench bench-peers compile clean container-test rollout-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,17 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/routectl check
 	$(BIN)/pytest -q
+
+# The CORS test drives Debian's headless Chromium: installed here when missing (as root, time-bounded).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& (DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null 2>&1 \
+		    || { timeout 300 apt-get update -qq >/dev/null 2>&1 \
+		         && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+		|| echo "browser: could not install chromium; tests/runtime/test_cors_browser.py will fail"; }
 
 # The edit-run loop: lint and the tests that need no PostgreSQL, start no server and take
 # under a second (markers in pyproject.toml). Reuses .venv as it is: a stale install is `make test`'s job.

@@ -68,6 +68,14 @@ def register(group: click.Group) -> None:
         type=click.IntRange(0),
         help="On SIGTERM, the longest wait for requests in flight (streams included).",
     )
+    @click.option(
+        "--cors-origin",
+        "cors_origins",
+        multiple=True,
+        metavar="ORIGIN",
+        help="Let browser pages of ORIGIN (e.g. https://chat.example.com; * for any) call "
+        "the API: preflights answered, CORS headers on every answer. Repeatable; off by default.",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -76,12 +84,14 @@ def register(group: click.Group) -> None:
         workers: int,
         max_body_bytes: int,
         drain_seconds: int,
+        cors_origins: tuple[str, ...],
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
         # imported here: every other command (compile in CI) skips the runtime's imports
         from routectl.review.explain_http import mount_explain
         from routectl.runtime import server
+        from routectl.runtime.cors import cors_mount
         from routectl.table import TableError, load_table
 
         server.remember_early_hup()  # inherited by forked workers until their loop takes SIGHUP
@@ -96,7 +106,7 @@ def register(group: click.Group) -> None:
             host,
             port,
             max_body_bytes,
-            mounts=(mount_explain,),
+            mounts=(mount_explain, *((cors_mount(cors_origins),) if cors_origins else ())),
             watch=watch,
             drain_seconds=drain_seconds,
         )
