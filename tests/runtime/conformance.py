@@ -19,8 +19,10 @@ OpenAPI 3.0's `nullable: true` in places: it is read as "or null".
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -152,6 +154,17 @@ def _openai_route(path: str) -> str | None:
     return None
 
 
+def _floats(reply: Any) -> Any:
+    """An embeddings answer with base64 vectors decoded (as the SDK reads them): the document
+    describes only `encoding_format: float`, OpenAI answers base64 as a string."""
+    for item in reply.get("data") or () if isinstance(reply, dict) else ():
+        value = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(value, str):
+            raw = base64.b64decode(value)
+            item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    return reply
+
+
 def check_answer(answer: Answer) -> list[str]:
     """Every schema violation of one answer (nothing for routes OpenAI does not define)."""
     route = _openai_route(answer.path)
@@ -166,7 +179,7 @@ def check_answer(answer: Answer) -> list[str]:
         name = "ListModelsResponse" if answer.path == "/v1/models" else "Model"
         return schema_errors(name, json.loads(answer.body))
     if route == "/v1/embeddings":
-        return schema_errors("CreateEmbeddingResponse", json.loads(answer.body))
+        return schema_errors("CreateEmbeddingResponse", _floats(json.loads(answer.body)))
     if route == "/v1/chat/completions":
         if not sse:
             return schema_errors("CreateChatCompletionResponse", json.loads(answer.body))

@@ -240,9 +240,29 @@ class FakeUpstream:
             }
         )
 
+    async def embed(self, request: web.Request) -> web.StreamResponse:
+        """`/v1/embeddings`: one 3-dimensional vector per input, or the scripted failure."""
+        body = await request.json()
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        model = body["model"]
+        action = self.next_action(key, model)
+        self.calls.append({"key": key, "model": model, "body": body, "action": action})
+        if action != "ok":
+            status = int(action.partition(":")[0])
+            error = {"message": f"fake {status}", "type": "fake", "param": None, "code": None}
+            return web.json_response({"error": error}, status=status)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.5, 0.5, float(i)]}
+            for i in range(len(inputs))
+        ]
+        usage = {"prompt_tokens": 7, "total_tokens": 7}
+        return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
+        app.router.add_post("/v1/embeddings", self.embed)
         return app
 
 

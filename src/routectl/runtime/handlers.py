@@ -14,7 +14,9 @@ from routectl.runtime.ingress.anthropic_messages import (
     parse_messages_request,
 )
 from routectl.runtime.ingress.openai_chat import parse_chat_request
+from routectl.runtime.ingress.openai_embeddings import parse_embeddings_request
 from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.kinds import require_kind
 from routectl.runtime.plan import plan_request
 from routectl.runtime.request import Call
 from routectl.runtime.resolve import resolve, route_for
@@ -33,6 +35,7 @@ __all__ = [
     "caller_of",
     "chat_completions",
     "count_message_tokens",
+    "embeddings",
     "get_collection",
     "get_model",
     "healthz",
@@ -84,6 +87,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await _routed(request, caller, parse_chat_request(await read_body(request)))
 
 
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    """POST /v1/embeddings: routed like chat, to models of kind `embedding`."""
+    caller = caller_of(request)
+    return await _routed(request, caller, parse_embeddings_request(await read_body(request)))
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     """POST /v1/messages: Anthropic Messages, routed like chat."""
     caller = caller_of(request)
@@ -97,6 +106,7 @@ async def _routed(request: web.Request, caller: Caller, call: Call) -> web.Strea
     rec = request[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
     route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
+    require_kind(route, call.format.name)
     plan = plan_request(served.index, rt.state, caller, route, call.facts)
     if not plan.candidates:
         raise plan.error()

@@ -228,7 +228,7 @@ class _Forwarder:
         call = self.call
         served = self.served
         dialect = served.dialects[cand.connection_id]
-        native = dialect.native == call.format.name
+        native = dialect.native_for(call.format.name, cand.member.info)
         attempt = Attempt(
             call.body if native else call.chat_body(),
             native,
@@ -240,6 +240,7 @@ class _Forwarder:
             call.facts.prompt_tokens,
             call.raw if native else None,
             call.headers if native else None,
+            call.format.name,
         )
         started = time.perf_counter()
         try:

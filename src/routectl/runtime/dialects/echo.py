@@ -18,8 +18,11 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from routectl.runtime.dialects.base import Attempt, Endpoint, Reply
+from routectl.runtime.dialects.echo_embeddings import echo_embeddings
 from routectl.runtime.dialects.stream import ChunkTranslator
-from routectl.table import Connection
+from routectl.table import Connection, Model
+
+EMBEDDINGS = "openai.embeddings"
 
 __all__ = [
     "EchoAnswer",
@@ -293,6 +296,10 @@ class EchoDialect:
     name = "echo"
     native = None
 
+    def native_for(self, fmt: str, model: Model | None) -> bool:
+        """Embeddings are answered as asked; chat-like requests through OpenAI chat."""
+        return fmt == EMBEDDINGS
+
     def endpoint(self, connection: Connection, environ: Mapping[str, str]) -> Endpoint | None:
         """Local: no endpoint."""
         return None
@@ -312,6 +319,9 @@ class EchoDialect:
         created = int(time.time())
         cid = "chatcmpl-" + attempt.request_id
         body, model, tokens = attempt.body, attempt.model_id, attempt.prompt_tokens
+        if attempt.format == EMBEDDINGS:
+            data = orjson.dumps(echo_embeddings(body, model, tokens))
+            return _local(LocalReply([data], _JSON_HEADERS))
         if attempt.stream:
             events, _ = echo_events(body, model, tokens, cid, created)
             return _local(LocalReply(events, _SSE_HEADERS))
