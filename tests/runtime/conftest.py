@@ -259,10 +259,62 @@ class FakeUpstream:
         usage = {"prompt_tokens": 7, "total_tokens": 7}
         return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})
 
+    async def respond(self, request: web.Request) -> web.StreamResponse:
+        """`/v1/responses` as OpenAI serves it: a `response` naming the upstream model, or its
+        stream of events."""
+        body = await request.json()
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        model = body["model"]
+        self.calls.append({"key": key, "model": model, "body": body, "action": "responses"})
+        item = {
+            "id": "msg_up",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [
+                {"type": "output_text", "text": "native", "annotations": [], "logprobs": []}
+            ],
+        }
+        response: dict[str, Any] = {
+            "id": "resp_up",
+            "object": "response",
+            "created_at": 1,
+            "status": "completed",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": None,
+            "model": model + "-2026-01-01",
+            "output": [item],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "temperature": None,
+            "top_p": None,
+            "metadata": {},
+        }
+        if not body.get("stream"):
+            return web.json_response(response)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        events: list[dict[str, Any]] = [
+            {
+                "type": "response.created",
+                "response": {**response, "output": [], "status": "in_progress"},
+            },
+            {"type": "response.completed", "response": response},
+        ]
+        for n, event in enumerate(events):
+            event["sequence_number"] = n
+            line = f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event)
+            await resp.write(line + b"\n\n")
+        await resp.write_eof()
+        return resp
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
         app.router.add_post("/v1/embeddings", self.embed)
+        app.router.add_post("/v1/responses", self.respond)
         return app
 
 

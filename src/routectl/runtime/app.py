@@ -86,6 +86,7 @@ def create_app(
     r = app.router
     r.add_post("/v1/chat/completions", handlers.chat_completions)
     r.add_post("/v1/embeddings", handlers.embeddings)
+    r.add_post("/v1/responses", handlers.responses)
     r.add_get("/v1/models", handlers.list_models)
     r.add_get("/v1/models/{id:.+}", handlers.get_model)
     for prefix in _ANTHROPIC_PREFIXES:

@@ -15,6 +15,7 @@ from routectl.runtime.ingress.anthropic_messages import (
 )
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.ingress.openai_embeddings import parse_embeddings_request
+from routectl.runtime.ingress.openai_responses import parse_responses_request
 from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
 from routectl.runtime.kinds import require_kind
 from routectl.runtime.plan import plan_request
@@ -46,6 +47,7 @@ __all__ = [
     "metrics",
     "read_body",
     "readyz",
+    "responses",
 ]
 
 
@@ -91,6 +93,14 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     """POST /v1/embeddings: routed like chat, to models of kind `embedding`."""
     caller = caller_of(request)
     return await _routed(request, caller, parse_embeddings_request(await read_body(request)))
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    """POST /v1/responses: the Responses API, stateless, routed like chat."""
+    caller = caller_of(request)
+    created = int(request.app[RUNTIME].state.clock())
+    call = parse_responses_request(await read_body(request), request[REQUEST_ID], created)
+    return await _routed(request, caller, call)
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
