@@ -55,11 +55,14 @@ def no_candidates(plan: RoutePlan) -> RoutingError:
         )
     if plan.too_large and plan.retry_after is None:
         too_small = [why for why in reasons if ": context window " in why]
-        target = f"any model {_where(plan)}" if collection else f"'{route.requested}'"
+        target = f"every model {_where(plan)}" if collection else f"'{route.requested}'"
+        # the code in the text too: clients (LangChain, litellm) look for it or for OpenAI's
+        # "maximum context length" in the message, which is all some SDK versions show
         return RoutingError(
             "context_length_exceeded",
             400,
-            f"The request does not fit {target}: "
+            f"This request exceeds the maximum context length of {target} "
+            "(context_length_exceeded): "
             + "; ".join(why.partition(": ")[2] for why in too_small)
             + ". Reduce the length of the messages or of max_tokens.",
             {"details": {"reasons": reasons}},
