@@ -63,6 +63,7 @@ def test_a_conforming_answer_passes_and_broken_ones_are_caught() -> None:
     assert check_answer(answer("/v1/messages", {"whatever": 1})) == []
 
 
+@pytest.mark.slow  # reads the 3 MB YAML document
 def test_the_vendored_schemas_are_the_references_subset() -> None:
     if not vendor.REFERENCE.exists():
         pytest.skip(

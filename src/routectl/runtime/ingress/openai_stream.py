@@ -18,7 +18,8 @@ import orjson
 
 __all__ = ["ModelStamp"]
 
-_MODEL = re.compile(rb'(?<!\\)"model"(\s*:\s*)"(?:[^"\\]|\\.)*"')
+# after the key: spacing, the colon, and a string value (group 1)
+_VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*")')
 _KEY = b'"model"'
 
 
@@ -34,10 +35,22 @@ class ModelStamp:
         self.usage: dict[str, int] | None = None  # not read: the chunks pass through
 
     def _stamp(self, events: bytes) -> bytes:
-        if _KEY not in events:
+        # bytes.find and slicing: a regex over every chunk cost several microseconds each
+        out: list[bytes] = []
+        start = 0
+        at = events.find(_KEY)
+        while at >= 0:
+            end = at + len(_KEY)
+            if at == 0 or events[at - 1] != 0x5C:  # not an escaped quote: a key (or broken JSON)
+                match = _VALUE.match(events, end)
+                if match is not None:
+                    out += (events[start : match.start(1)], self._value)
+                    start = end = match.end()
+            at = events.find(_KEY, end)
+        if not out:
             return events
-        value = self._value
-        return _MODEL.sub(lambda m: b'"model"' + m.group(1) + value, events)
+        out.append(events[start:])
+        return b"".join(out)
 
     def feed(self, data: bytes) -> bytes:
         """Every complete event of `data` (after what was buffered), stamped."""
