@@ -22,7 +22,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# The dashboard's browser test drives Debian's chromium (tests/db/test_dashboard_browser.py):
+# The browser tests (dashboard, CORS) drive Debian's chromium:
 # installed from the OS packages as root when missing; otherwise `make test` stops and says so.
 CHROMIUM ?= /usr/bin/chromium
 browser:

@@ -29,11 +29,13 @@ class Diagnostic:
     path: str  # YAML path, e.g. collections.flash2.5.members[1].weight
     message: str
     file: str = "routing.yaml"
+    # "error" (the file is invalid) or "warning" (valid, but probably not what was meant)
+    severity: str = "error"
 
     def format(self) -> str:
-        """gcc style: FILE:LINE:COL: error: PATH: MESSAGE."""
+        """gcc style: FILE:LINE:COL: error: PATH: MESSAGE (`warning:` for a warning)."""
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.col}: error: {where}{self.message}"
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}{self.message}"
 
 
 class ConfigError(RoutectlError):

@@ -20,6 +20,7 @@ from routectl.gcpause import gc_paused
 __all__ = [
     "API_NAMES",
     "DEFAULT_TABLE_PATH",
+    "MODEL_KINDS",
     "STRATEGY_NAMES",
     "TABLE_FORMAT",
     "Api",
@@ -28,6 +29,7 @@ __all__ = [
     "Defaults",
     "Member",
     "Model",
+    "ModelKind",
     "Organization",
     "Provider",
     "RoutingTable",
@@ -48,6 +50,11 @@ TABLE_FORMAT = 1
 DEFAULT_TABLE_PATH = "generated/routing_table.json"
 
 OwnerKind = Literal["user", "organization", "platform"]
+# What a model answers: chat (chat completions, messages, responses) or embeddings. A table
+# written before kinds existed has none: every model is `chat` there, and a chat model's entry
+# omits the key, so such tables keep their bytes and hash.
+ModelKind = Literal["chat", "embedding"]
+MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 Scope = Literal["system", "organization", "user"]
 # The one list of upstream API dialects: the authoring model, the table and the runtime's dialect
 # registry derive from it (a test ties the registry to it).
@@ -115,6 +122,7 @@ class Model:
     capabilities: tuple[str, ...]
     trust_level: int
     free: bool
+    kind: ModelKind = "chat"
 
     @property
     def cost(self) -> float:
@@ -223,22 +231,7 @@ def table_to_dict(table: RoutingTable) -> dict[str, Any]:
         "providers": {
             n: {"api": p.api, "base_url": p.base_url} for n, p in table.providers.items()
         },
-        "models": {
-            i: {
-                "provider": m.provider,
-                "name": m.name,
-                "context_window": m.context_window,
-                "max_output_tokens": m.max_output_tokens,
-                "pricing": {
-                    "input_per_mtok": m.input_per_mtok,
-                    "output_per_mtok": m.output_per_mtok,
-                },
-                "capabilities": list(m.capabilities),
-                "trust_level": m.trust_level,
-                "free": m.free,
-            }
-            for i, m in table.models.items()
-        },
+        "models": {i: _model_to_dict(m) for i, m in table.models.items()},
         "connections": {
             i: {
                 "owner": c.owner,
@@ -258,6 +251,25 @@ def table_to_dict(table: RoutingTable) -> dict[str, Any]:
         "aliases": dict(table.aliases),
         "api_keys": dict(table.api_keys),
     }
+
+
+def _model_to_dict(m: Model) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "provider": m.provider,
+        "name": m.name,
+        "context_window": m.context_window,
+        "max_output_tokens": m.max_output_tokens,
+        "pricing": {
+            "input_per_mtok": m.input_per_mtok,
+            "output_per_mtok": m.output_per_mtok,
+        },
+        "capabilities": list(m.capabilities),
+        "trust_level": m.trust_level,
+        "free": m.free,
+    }
+    if m.kind != "chat":  # absent means chat: tables of chat models keep their bytes
+        data["kind"] = m.kind
+    return data
 
 
 def _collection_to_dict(c: Collection) -> dict[str, Any]:
@@ -358,6 +370,7 @@ def _table_from_dict(data: dict[str, Any], sha256: str, *, consume: bool) -> Rou
                     capabilities=tuple(m["capabilities"]),
                     trust_level=int(m["trust_level"]),
                     free=bool(m["free"]),
+                    kind=_model_kind(m.get("kind", "chat")),
                 )
                 for i, m in data["models"].items()
             },
@@ -384,6 +397,12 @@ def _table_from_dict(data: dict[str, Any], sha256: str, *, consume: bool) -> Rou
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TableError(f"malformed routing table: {exc!r}") from exc
+
+
+def _model_kind(value: Any) -> ModelKind:
+    if value not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {value!r}")
+    return value  # type: ignore[no-any-return]
 
 
 # The hot loop of a large table's load builds Members and Collections by setting their slots

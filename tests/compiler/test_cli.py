@@ -34,7 +34,7 @@ def test_validate_ok(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project)
     result = run("validate")  # CONFIG defaults to ./routing.yaml
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("routing.yaml: ok (7 collections")
+    assert result.stdout.startswith("routing.yaml: ok (8 collections")
 
 
 def test_validate_reports_every_problem_on_stderr() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from conformance import Answer, check_answers, record_answers
 
 from routectl.compiler import build_table
 from routectl.runtime.app import create_app
@@ -172,14 +173,20 @@ class FakeUpstream:
             retry = action.partition(":")[2]
             headers = {"Retry-After": retry} if retry else {}
             return web.json_response(
-                {"error": {"message": "slow down", "type": "rate_limit"}},
+                {
+                    "error": {
+                        "message": "slow down",
+                        "type": "requests",
+                        "param": None,
+                        "code": None,
+                    }
+                },
                 status=429,
                 headers=headers,
             )
-        if action in ("500", "400", "401", "422"):
-            return web.json_response(
-                {"error": {"message": f"fake {action}", "type": "fake"}}, status=int(action)
-            )
+        if action in ("500", "503", "400", "401", "422"):
+            error = {"message": f"fake {action}", "type": "fake", "param": None, "code": None}
+            return web.json_response({"error": error}, status=int(action))
         if action == "hang":
             try:
                 await asyncio.sleep(30)
@@ -220,17 +227,94 @@ class FakeUpstream:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": f"fake:{model}:{text}"},
+                        "message": {
+                            "role": "assistant",
+                            "content": f"fake:{model}:{text}",
+                            "refusal": None,
+                        },
                         "finish_reason": "stop",
+                        "logprobs": None,
                     }
                 ],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
             }
         )
 
+    async def embed(self, request: web.Request) -> web.StreamResponse:
+        """`/v1/embeddings`: one 3-dimensional vector per input, or the scripted failure."""
+        body = await request.json()
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        model = body["model"]
+        action = self.next_action(key, model)
+        self.calls.append({"key": key, "model": model, "body": body, "action": action})
+        if action != "ok":
+            status = int(action.partition(":")[0])
+            error = {"message": f"fake {status}", "type": "fake", "param": None, "code": None}
+            return web.json_response({"error": error}, status=status)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.5, 0.5, float(i)]}
+            for i in range(len(inputs))
+        ]
+        usage = {"prompt_tokens": 7, "total_tokens": 7}
+        return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})
+
+    async def respond(self, request: web.Request) -> web.StreamResponse:
+        """`/v1/responses` as OpenAI serves it: a `response` naming the upstream model, or its
+        stream of events."""
+        body = await request.json()
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        model = body["model"]
+        self.calls.append({"key": key, "model": model, "body": body, "action": "responses"})
+        item = {
+            "id": "msg_up",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [
+                {"type": "output_text", "text": "native", "annotations": [], "logprobs": []}
+            ],
+        }
+        response: dict[str, Any] = {
+            "id": "resp_up",
+            "object": "response",
+            "created_at": 1,
+            "status": "completed",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": None,
+            "model": model + "-2026-01-01",
+            "output": [item],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "temperature": None,
+            "top_p": None,
+            "metadata": {},
+        }
+        if not body.get("stream"):
+            return web.json_response(response)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        events: list[dict[str, Any]] = [
+            {
+                "type": "response.created",
+                "response": {**response, "output": [], "status": "in_progress"},
+            },
+            {"type": "response.completed", "response": response},
+        ]
+        for n, event in enumerate(events):
+            event["sequence_number"] = n
+            line = f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event)
+            await resp.write(line + b"\n\n")
+        await resp.write_eof()
+        return resp
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
+        app.router.add_post("/v1/embeddings", self.embed)
+        app.router.add_post("/v1/responses", self.respond)
         return app
 
 
@@ -276,8 +360,12 @@ class Gateway:
 
 @pytest.fixture
 def gateway(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Callable[..., Gateway]]:
-    """Start create_app for a table built from the base config plus extra parts."""
+    """Start create_app for a table built from the base config plus extra parts.
+
+    Every answer the gateway gives is checked against OpenAI's schemas when the test ends
+    (conformance.py): a test that provokes a malformed answer fails."""
     runners: list[web.AppRunner] = []
+    gateways: list[list[Answer]] = []
 
     def start(seed: int = 7, max_body_bytes: int = 10 * 1024 * 1024, **parts: str) -> Gateway:
         table = make_table(fake.port, **parts)
@@ -289,13 +377,17 @@ def gateway(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Callable[..
             environ=ENV,
             max_body_bytes=max_body_bytes,
         )
+        recorded = record_answers(app)
         runner, port = loop_thread.start(app)
         runners.append(runner)
+        gateways.append(recorded)
         return Gateway(port, app, clock, table)
 
     yield start
     for runner in runners:
         loop_thread.stop(runner)
+    problems = check_answers([a for recorded in gateways for a in recorded])
+    assert not problems, "answers that break OpenAI's schemas:\n" + "\n".join(problems)
 
 
 def sse_bytes(chunks: list[bytes]) -> bytes:

@@ -13,6 +13,7 @@ import openai
 import orjson
 import pytest
 from aiohttp import web
+from conformance import check_answers, record_answers
 from conftest import KEYS, FakeClock, FakeUpstream, LoopThread, digest
 
 from routectl.compiler import build_table
@@ -255,7 +256,7 @@ def test_response_text_and_usage() -> None:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello there"},
+                "message": {"role": "assistant", "content": "Hello there", "refusal": None},
                 "finish_reason": "stop",
                 "logprobs": None,
             }
@@ -708,6 +709,7 @@ def setup(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Setup]:
     clock = FakeClock()
     table = build_table(text=config(anth.port, fake.port))
     app = create_app(table, rng=random.Random(1), clock=clock, environ=ENV)
+    recorded = record_answers(app)  # every answer checked against OpenAI's schemas at the end
     runner, port = loop_thread.start(app)
     client = openai.OpenAI(
         base_url=f"http://127.0.0.1:{port}/v1", api_key=KEYS["alice"], max_retries=0, timeout=10
@@ -715,6 +717,8 @@ def setup(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Setup]:
     yield Setup(anth, fake, app, clock, client, loop_thread)
     loop_thread.stop(runner)
     loop_thread.stop(anth_runner)
+    problems = check_answers(recorded)
+    assert not problems, "answers that break OpenAI's schemas:\n" + "\n".join(problems)
 
 
 @pytest.mark.e2e

@@ -162,14 +162,20 @@ def test_429_cools_down_then_recovers(start: Start, fake: FakeUpstream) -> None:
     with pytest.raises(openai.APIStatusError) as failed:
         chat(gw, "fake/m2", "carol")
     err = error_of(failed.value)
-    assert failed.value.status_code == 502 and err["code"] == "upstream_error"
+    # every attempt rate limited: a 429 the SDK waits out, not a 502
+    assert failed.value.status_code == 429 and err["code"] == "rate_limited"
     assert err["attempts"] == [{"model": "fake/m2", "connection": "platform-fake", "status": 429}]
+    headers = failed.value.response.headers
+    assert (headers["retry-after"], headers["x-should-retry"]) == ("10", "true")
     calls = len(fake.calls)
+    gw.clock.t += 2.5
     with pytest.raises(openai.APIStatusError) as cooling:
         chat(gw, "fake/m2", "carol")
     err = error_of(cooling.value)
     assert cooling.value.status_code == 503 and err["code"] == "model_unavailable"
     assert err["details"]["reasons"] == ["platform-fake: rate limited until 2027-01-15T08:00:10Z"]
+    headers = cooling.value.response.headers
+    assert (headers["retry-after"], headers["x-should-retry"]) == ("8", "true")  # 7.5 s left
     assert len(fake.calls) == calls  # nothing was sent while cooling down
     # the same connection keeps serving its other models
     assert chat(gw, "fake/m1", "carol")[1]["x-routectl-connection"] == "platform-fake"
@@ -199,7 +205,9 @@ def test_other_upstream_errors_go_back_as_they_came(start: Start, fake: FakeUpst
     fake.script["sk-alice/m1"] = ["400"]
     with pytest.raises(openai.BadRequestError) as info:
         chat(gw, "fake/m1", "alice")
-    assert info.value.response.json() == {"error": {"message": "fake 400", "type": "fake"}}
+    assert info.value.response.json() == {
+        "error": {"message": "fake 400", "type": "fake", "param": None, "code": None}
+    }
     assert info.value.response.headers["x-routectl-connection"] == "alice-fake"
     assert len([c for c in fake.calls if c["model"] == "m1"]) == 1  # no fallback on a 400
 
@@ -216,12 +224,16 @@ def test_hang_times_out_and_falls_back(start: Start, fake: FakeUpstream) -> None
 
 
 def test_collection_no_models_lists_reasons(start: Start) -> None:
-    members = "[{model: fake/m1, active: false}, {model: acme/fake/m1}, {model: fake/small}]"
+    members = (
+        "[{model: fake/m1, active: false}, {model: acme/fake/m1}, {model: fake/small},"
+        " {model: fake/m3}]"
+    )
     gw = start(
         collections=coll("broken", "round_robin", members),
         models=SMALL_MODEL,
         connections=SMALL_CONNECTION,
     )
+    gw.runtime.state.record_rate_limit("platform-fake", "fake/m3", 20, gw.clock())
     with pytest.raises(openai.APIStatusError) as info:
         client(gw, "carol").chat.completions.create(
             model="collection/broken", messages=[{"role": "user", "content": "x" * 400}]
@@ -230,14 +242,19 @@ def test_collection_no_models_lists_reasons(start: Start) -> None:
     err = error_of(info.value)
     assert err["code"] == "collection_no_models"
     assert err["details"] == {
-        "total_members": 3,
+        "total_members": 4,
         "available_models": 0,
         "reasons": [
             "fake/m1: inactive",
             "acme/fake/m1: no connection you may use (acme)",
             "fake/small: context window 50 too small for ~104 tokens",
+            "fake/m3: credentials not set (UNSET_KEY_FOR_TESTS); rate limited until"
+            " 2027-01-15T08:00:20Z",
         ],
     }
+    # fake/m3 serves again once its cooldown ends: worth a retry then
+    headers = info.value.response.headers
+    assert (headers["retry-after"], headers["x-should-retry"]) == ("20", "true")
 
 
 # ---------------------------------------------------------------- strategies over HTTP
@@ -334,17 +351,27 @@ def test_retry_overrides_attempts_and_codes(start: Start, fake: FakeUpstream) ->
 # ---------------------------------------------------------------- streaming
 
 
+def routed(chunks: bytes, model: str = "fake/m1") -> bytes:
+    """The fake upstream's chunks as the client gets them: with the routed model id."""
+    return chunks.replace(b'"model":"up"', b'"model":"' + model.encode() + b'"')
+
+
 def raw_stream(gw: Gateway, model: str, who: str = "alice") -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"model": model, "messages": HELLO, "stream": True}).encode()
     return call(gw, "POST", "/v1/chat/completions", body, who)
 
 
-def test_streaming_passthrough_is_byte_for_byte(start: Start, fake: FakeUpstream) -> None:
+def test_streaming_passthrough_is_byte_for_byte_but_the_model(
+    start: Start, fake: FakeUpstream
+) -> None:
     gw = start()
     fake.script["m1"] = ["slow"]
     status, headers, data = raw_stream(gw, "fake/m1")
     assert status == 200
-    assert data == b"".join(fake.stream_chunks)
+    # every chunk names the routed model, as the non-streamed answer does; not the upstream's
+    upstream = b"".join(fake.stream_chunks)
+    assert upstream.count(b'"model":"up"') == 4
+    assert data == routed(upstream)
     assert headers["x-routectl-selected-model"] == "fake/m1"
     assert headers["x-routectl-connection"] == "alice-fake"
     assert headers["x-routectl-table"] == gw.table.sha256
@@ -395,7 +422,7 @@ def test_stream_falls_back_before_the_first_byte(start: Start, fake: FakeUpstrea
     fake.script["sk-alice/m1"] = ["500"]
     status, headers, data = raw_stream(gw, "fake/m1")
     assert status == 200 and headers["x-routectl-connection"] == "acme-fake"
-    assert data == b"".join(fake.stream_chunks)
+    assert data == routed(b"".join(fake.stream_chunks))
 
 
 def test_drop_mid_stream_ends_with_an_error_event(start: Start, fake: FakeUpstream) -> None:
@@ -403,7 +430,7 @@ def test_drop_mid_stream_ends_with_an_error_event(start: Start, fake: FakeUpstre
     fake.script["sk-alice/m1"] = ["drop"]
     status, _, data = raw_stream(gw, "fake/m1")
     assert status == 200
-    assert data.startswith(b"".join(fake.stream_chunks[:2]))
+    assert data.startswith(routed(b"".join(fake.stream_chunks[:2])))
     assert b'"code":"upstream_error"' in data
     assert [c["key"] for c in fake.calls] == ["sk-alice"]  # no fallback after the first byte
     with pytest.raises(openai.APIError):

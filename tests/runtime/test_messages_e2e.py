@@ -9,6 +9,7 @@ import http.client
 import json
 import logging
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -281,6 +282,11 @@ def test_stream_is_relayed_event_by_event(setup: Setup, caplog: pytest.LogCaptur
     assert setup.rec.streams[-1] == b"".join(message_events())
     sent = setup.rec.last_body()
     assert setup.anth.calls[-1]["raw"] == swapped(sent, CLAUDE_NAME)
+    # the access line is written once the answer ended, which the client may see a moment before
+    deadline = time.monotonic() + 5
+    while not [r for r in caplog.records if r.name == "routectl.access"]:
+        assert time.monotonic() < deadline, "no access log line"
+        time.sleep(0.01)
     (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "routectl.access"]
     # usage read on the way: input 21 + cache reads 100, output 9
     assert (line["prompt_tokens"], line["completion_tokens"]) == (121, 9)

@@ -263,11 +263,14 @@ def test_a_single_model_too_small_for_the_request_is_a_400_not_a_503() -> None:
     w = World("")
     plan = w.plan("fake/tiny", who="bob", facts=RequestFacts(prompt_tokens=60))
     err = plan.error()
-    assert (err.code, err.status) == ("invalid_request", 400)  # retrying cannot help
-    assert (
-        err.message
-        == "The request does not fit 'fake/tiny': context window 50 too small for ~60 tokens"
+    # retrying cannot help; OpenAI's code, which clients' context-overflow handling looks for
+    assert (err.code, err.status, err.param) == ("context_length_exceeded", 400, "messages")
+    assert err.message == (
+        "This request exceeds the maximum context length of 'fake/tiny'"
+        " (context_length_exceeded): context window 50 too small for ~60 tokens."
+        " Reduce the length of the messages or of max_tokens."
     )
+    assert err.headers == {"x-should-retry": "false"}
     w.cool("acme-fake", "fake/tiny", 60)  # a cooldown alone is still the 503 to retry after
     assert w.plan("fake/tiny", who="bob").error().code == "model_unavailable"
 

@@ -37,6 +37,12 @@ def _fail_with(diagnostics: list[Diagnostic], tail: str) -> None:
     sys.exit(1)
 
 
+def _warn(warnings: list[Diagnostic]) -> None:
+    """Warnings go to stderr, gcc style; they never change the exit code."""
+    for d in warnings:
+        click.echo(d.format(), err=True)
+
+
 @click.command("validate")
 @_CONFIG
 def validate_cmd(config: Path) -> None:
@@ -44,14 +50,17 @@ def validate_cmd(config: Path) -> None:
     from routectl.compiler import build_table
     from routectl.errors import ConfigError
 
+    warnings: list[Diagnostic] = []
     try:
-        table = build_table(config)
+        table = build_table(config, warnings=warnings)
     except ConfigError as exc:
         _fail_with(list(exc.diagnostics), f"{config} is invalid")
         return
+    _warn(warnings)
+    noted = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""
     click.echo(
         f"{config}: ok ({len(table.collections)} collections, {len(table.connections)} "
-        f"connections, {len(table.models)} models, {len(table.users)} users)"
+        f"connections, {len(table.models)} models, {len(table.users)} users{noted})"
     )
 
 
@@ -64,11 +73,13 @@ def compile_cmd(config: Path, out_dir: Path) -> None:
     from routectl.compiler.generate import plan_outputs, write_outputs
     from routectl.errors import ConfigError
 
+    warnings: list[Diagnostic] = []
     try:
-        table = build_table(config)
+        table = build_table(config, warnings=warnings)
     except ConfigError as exc:
         _fail_with(list(exc.diagnostics), f"nothing written to {out_dir}/")
         return
+    _warn(warnings)
     plan = plan_outputs(table, out_dir)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -97,6 +97,14 @@ def register(group: click.Group) -> None:
         type=click.IntRange(0),
         help="The spool folder's bound; rows beyond it are dropped (and counted).",
     )
+    @click.option(
+        "--cors-origin",
+        "cors_origins",
+        multiple=True,
+        metavar="ORIGIN",
+        help="Let browser pages of ORIGIN (e.g. https://chat.example.com; * for any) call "
+        "the API: preflights answered, CORS headers on every answer. Repeatable; off by default.",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -108,12 +116,14 @@ def register(group: click.Group) -> None:
         log_database_url: str | None,
         log_spool_dir: Path | None,
         log_spool_max_bytes: int,
+        cors_origins: tuple[str, ...],
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
         # imported here: every other command (compile in CI) skips the runtime's imports
         from routectl.review.explain_http import mount_explain
         from routectl.runtime import server
+        from routectl.runtime.cors import cors_mount
         from routectl.table import TableError, load_table
 
         server.remember_early_hup()  # inherited by forked workers until their loop takes SIGHUP
@@ -124,6 +134,8 @@ def register(group: click.Group) -> None:
         mounts: list[Mount] = [mount_explain]
         if log_database_url:
             mounts.append(_request_log_mount(log_database_url, log_spool_dir, log_spool_max_bytes))
+        if cors_origins:
+            mounts.append(cors_mount(cors_origins))
         server.setup_logging()
         worker = server.Worker(
             table,

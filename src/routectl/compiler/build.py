@@ -11,6 +11,7 @@ from routectl.compiler.loader import Document, load_document
 from routectl.compiler.lower import lower
 from routectl.compiler.model import RoutingConfig
 from routectl.compiler.validate import check_meaning
+from routectl.compiler.validate.advice import advise
 from routectl.errors import ConfigError, Diagnostic
 from routectl.gcpause import gc_paused
 from routectl.table import RoutingTable, dump_table
@@ -41,10 +42,15 @@ def analyze(
     text: str, filename: str = "routing.yaml"
 ) -> tuple[RoutingConfig | None, list[Diagnostic]]:
     """Load and validate; the authoring config when valid, and every diagnostic, sorted."""
+    config, diagnostics, _ = _analyze(text, filename)
+    return config, diagnostics
+
+
+def _analyze(text: str, filename: str) -> tuple[RoutingConfig | None, list[Diagnostic], Document]:
     doc = load_document(text, filename)
     diagnostics = list(doc.diagnostics)
     if doc.data is None and diagnostics:
-        return None, sorted(diagnostics)
+        return None, sorted(diagnostics), doc
     # The models accept no more than the schema generated from them (a test holds them to it)
     # and validate in compiled code, so a valid file never pays for jsonschema's walk; when they
     # reject, jsonschema explains every error.
@@ -59,8 +65,8 @@ def analyze(
         diagnostics += validate_schema(doc) or _pydantic_diagnostics(doc, exc)
     diagnostics += check_meaning(doc)
     if diagnostics:
-        return None, sorted(set(diagnostics))
-    return config, []
+        return None, sorted(set(diagnostics)), doc
+    return config, [], doc
 
 
 def _pydantic_diagnostics(doc: Document, exc: pydantic.ValidationError) -> list[Diagnostic]:
@@ -79,13 +85,20 @@ def validate_config(
 
 
 def build_table(
-    source: str | Path = "routing.yaml", *, text: str | None = None, filename: str | None = None
+    source: str | Path = "routing.yaml",
+    *,
+    text: str | None = None,
+    filename: str | None = None,
+    warnings: list[Diagnostic] | None = None,
 ) -> RoutingTable:
-    """Load, validate and lower a config into a RoutingTable with its sha256; ConfigError if invalid."""
+    """Load, validate and lower a config into a RoutingTable with its sha256; ConfigError if
+    invalid. A valid config's warnings (validate/advice.py) go to `warnings` when given."""
     body, name = read_source(source, text, filename)
     with gc_paused():
-        config, diagnostics = analyze(body, name)
+        config, diagnostics, doc = _analyze(body, name)
         if config is None:
             raise ConfigError(diagnostics)
+        if warnings is not None:
+            warnings += advise(doc)
         table = lower(config)
         return dataclasses.replace(table, sha256=dump_table(table)[1])

@@ -94,6 +94,7 @@ def _model(model_id: str, spec: m.ModelSpec) -> t.Model:
         capabilities=tuple(spec.capabilities),
         trust_level=spec.trust_level,
         free=spec.free,
+        kind=spec.kind,
     )
 
 

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from routectl import table
-from routectl.table import Api, Scope, StrategyName
+from routectl.table import Api, ModelKind, Scope, StrategyName
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -166,6 +166,11 @@ class ModelSpec(_NoNulls):
     capabilities: list[Tag] = Field(default_factory=list)
     trust_level: Annotated[int, Field(ge=0, le=100)] = 50
     free: bool = False
+    kind: ModelKind = Field(
+        default="chat",
+        description="what the model answers: `chat` (chat completions, messages, responses) "
+        "or `embedding` (/v1/embeddings)",
+    )
 
 
 class Credentials(_Strict):

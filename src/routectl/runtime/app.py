@@ -85,7 +85,10 @@ def create_app(
     app.cleanup_ctx.append(upstream_session)
     r = app.router
     r.add_post("/v1/chat/completions", handlers.chat_completions)
+    r.add_post("/v1/embeddings", handlers.embeddings)
+    r.add_post("/v1/responses", handlers.responses)
     r.add_get("/v1/models", handlers.list_models)
+    r.add_get("/v1/models/{id:.+}", handlers.get_model)
     for prefix in _ANTHROPIC_PREFIXES:
         for path, handler in (
             ("/v1/messages", handlers.messages),
@@ -95,6 +98,7 @@ def create_app(
             app[FORMATS][prefix + path] = ANTHROPIC_MESSAGES
         if prefix:
             r.add_get(prefix + "/v1/models", handlers.list_models)
+            r.add_get(prefix + "/v1/models/{id:.+}", handlers.get_model)
     r.add_get(_COLLECTIONS, handlers.list_collections)
     r.add_get(_COLLECTIONS + "/{name}", handlers.get_collection)
     for method in ("POST", "PUT", "PATCH", "DELETE"):

@@ -156,7 +156,7 @@ def dashboard_view(
         "table": {
             "sha256": served.sha,
             "loaded_at": served.loaded_at,
-            "age_s": round(wall - served.loaded_at, 3),
+            "age_s": round(now - served.loaded_at, 3),  # both by the routing state's clock
         },
         "bucket_s": BUCKET_S,
         "window_s": BUCKET_S * WINDOW_BUCKETS,

@@ -21,6 +21,7 @@ class RoutingError(RoutectlError):
         extra: Mapping[str, Any] | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -29,6 +30,8 @@ class RoutingError(RoutectlError):
         self.extra: dict[str, Any] = dict(extra or {})
         # response headers the answer carries (Retry-After, rate-limit headers...), any format
         self.headers: dict[str, str] = dict(headers or {})
+        # the request field at fault, when one is (OpenAI's `param`: "messages", "model"...)
+        self.param = param
 
     def to_body(self) -> dict[str, Any]:
         """The error as the SPEC's `{"error": {"code", "message", ...}}` body."""

@@ -14,7 +14,10 @@ from routectl.runtime.ingress.anthropic_messages import (
     parse_messages_request,
 )
 from routectl.runtime.ingress.openai_chat import parse_chat_request
+from routectl.runtime.ingress.openai_embeddings import parse_embeddings_request
+from routectl.runtime.ingress.openai_responses import parse_responses_request
 from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.kinds import require_kind
 from routectl.runtime.plan import plan_request
 from routectl.runtime.record import note_route
 from routectl.runtime.request import Call
@@ -23,6 +26,7 @@ from routectl.runtime.tokens import count_tokens
 from routectl.runtime.translatable import translatable
 from routectl.runtime.upstream import forward
 from routectl.runtime.views import (
+    anthropic_model,
     anthropic_models_page,
     collection_detail,
     collection_summary,
@@ -33,7 +37,9 @@ __all__ = [
     "caller_of",
     "chat_completions",
     "count_message_tokens",
+    "embeddings",
     "get_collection",
+    "get_model",
     "healthz",
     "list_collections",
     "list_models",
@@ -42,6 +48,7 @@ __all__ = [
     "metrics",
     "read_body",
     "readyz",
+    "responses",
 ]
 
 
@@ -83,6 +90,20 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await _routed(request, caller, parse_chat_request(await read_body(request)))
 
 
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    """POST /v1/embeddings: routed like chat, to models of kind `embedding`."""
+    caller = caller_of(request)
+    return await _routed(request, caller, parse_embeddings_request(await read_body(request)))
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    """POST /v1/responses: the Responses API, stateless, routed like chat."""
+    caller = caller_of(request)
+    created = int(request.app[RUNTIME].state.clock())
+    call = parse_responses_request(await read_body(request), request[REQUEST_ID], created)
+    return await _routed(request, caller, call)
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     """POST /v1/messages: Anthropic Messages, routed like chat."""
     caller = caller_of(request)
@@ -98,6 +119,7 @@ async def _routed(request: web.Request, caller: Caller, call: Call) -> web.Strea
     rec["stream"] = call.stream
     route, rule = route_for(served.index, caller, call.model, call.load_balancer, call.overrides)
     note_route(rec, caller, route, rule)
+    require_kind(route, call.format.name)
     plan = plan_request(served.index, rt.state, caller, route, call.facts)
     if not plan.candidates:
         raise plan.error()
@@ -130,8 +152,35 @@ async def list_models(request: web.Request) -> web.StreamResponse:
         return _json(anthropic_models_page(served.index, caller, request.query))
     body = served.models_bodies.get(caller.handle)
     if body is None:
-        body = served.models_bodies[caller.handle] = orjson.dumps(models_list(served.index, caller))
+        listed = models_list(served.index, caller, int(served.loaded_at))
+        body = served.models_bodies[caller.handle] = orjson.dumps(listed)
     return web.Response(body=body, content_type="application/json")
+
+
+async def get_model(request: web.Request) -> web.StreamResponse:
+    """GET /v1/models/{id}: one name of the caller's models list (OpenAI's `Model`, or
+    Anthropic's `ModelInfo` with `anthropic-version`); the id may carry `/` plain or as %2F."""
+    served = request[SERVED]
+    caller = caller_of(request)
+    ident = request.match_info["id"]
+    entry = next(
+        (
+            m
+            for m in models_list(served.index, caller, int(served.loaded_at))["data"]
+            if m["id"] == ident
+        ),
+        None,
+    )
+    if entry is None:
+        raise RoutingError(
+            "model_not_found",
+            404,
+            f"The model '{ident}' does not exist or you do not have access to it",
+            param="model",
+        )
+    if "anthropic-version" in request.headers:
+        return _json(anthropic_model(served.index, ident))
+    return _json(entry)
 
 
 async def list_collections(request: web.Request) -> web.StreamResponse:

@@ -17,6 +17,7 @@ from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress import ClientFormat
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
 from routectl.runtime.keys import FORMATS, RECORD, REQUEST_ID, RUNTIME, SERVED, STARTED
+from routectl.runtime.retry import retry_headers
 
 __all__ = ["envelope", "error_response"]
 
@@ -54,12 +55,13 @@ def _request_id(request: web.Request) -> str:
 
 
 def error_response(error: RoutingError, fmt: ClientFormat = OPENAI_CHAT) -> web.Response:
-    """A RoutingError in the shape of the client's format (the route's; OpenAI's by default)."""
+    """A RoutingError in the shape of the client's format (the route's; OpenAI's by default),
+    with `x-should-retry` (and the error's own headers, `Retry-After` among them)."""
     return web.Response(
         body=orjson.dumps(fmt.error_body(error)),
         status=error.status,
         content_type="application/json",
-        headers=error.headers or None,
+        headers=retry_headers(error),
     )
 
 

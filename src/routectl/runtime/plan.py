@@ -12,6 +12,7 @@ the runtime does. Two modes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ from routectl.runtime.auth import Caller
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.index import TableIndex
 from routectl.runtime.pool import Pool
+from routectl.runtime.refusals import no_candidates
 from routectl.runtime.routes import Route, RouteMember
 from routectl.runtime.state import RoutingState
 from routectl.runtime.strategies import STRATEGIES, Selection
@@ -63,7 +65,11 @@ class RoutePlan:
     selection: Selection | None = None
     pool: Pool | None = None  # the members the strategy chose among
     secondary: tuple[RouteMember, ...] = ()  # eligible but lacking a wanted capability
-    too_large: bool = False  # the request does not fit the (smallest) context window
+    too_large: bool = False  # some member was left out because the request does not fit it
+    # no candidate: every active member is one the caller may use no connection for
+    denied: bool = False
+    # no candidate: seconds until the soonest cooldown of a member that would serve ends
+    retry_after: int | None = None
 
     @property
     def eligible(self) -> tuple[RouteMember, ...]:
@@ -79,41 +85,8 @@ class RoutePlan:
         return (self.pool.n if self.pool is not None else 0) + len(self.secondary)
 
     def error(self) -> RoutingError:
-        """The 503 to answer when there is no candidate at all."""
-        route = self.route
-        if route.kind in ("collection", "load_balancer"):
-            where = (
-                f"in {route.collection.name} collection"
-                if route.collection
-                else "for this load_balancer request"
-            )
-            return RoutingError(
-                "collection_no_models",
-                503,
-                f"No models available {where}",
-                {
-                    "details": {
-                        "total_members": self.total_members,
-                        "available_models": 0,
-                        "reasons": list(self.excluded),
-                    }
-                },
-            )
-        if self.too_large:
-            # no wait or retry helps: a 400, as OpenAI answers, not a 503 that SDKs retry
-            return RoutingError(
-                "invalid_request",
-                400,
-                f"The request does not fit '{route.requested}': "
-                + "; ".join(why.partition(": ")[2] for why in self.excluded),
-                {"details": {"reasons": list(self.excluded)}},
-            )
-        return RoutingError(
-            "model_unavailable",
-            503,
-            f"No connection for '{route.requested}' is available now",
-            {"details": {"reasons": list(self.excluded)}},
-        )
+        """The error to answer when there is no candidate at all (runtime/refusals.py)."""
+        return no_candidates(self)
 
 
 def _exclusion(
@@ -138,6 +111,7 @@ class _Prepared(NamedTuple):
     conns: tuple[Connection, ...]  # every connection the caller may use for it
     usable: tuple[Candidate, ...]  # the attempts through those with credentials, best first
     static_exclusions: tuple[str, ...]  # set when the member can never be eligible for this caller
+    denied: bool = False  # active, and the caller may use no connection for it
 
 
 # the pools of eligible sets seen while something cools down, per (route, caller): bounded
@@ -149,6 +123,7 @@ class RoutePrep:
     (cached in `RoutingState.prepared`; built again when credentials change on reload)."""
 
     __slots__ = (
+        "denied",
         "deployments",
         "entries",
         "excluded",
@@ -169,6 +144,9 @@ class RoutePrep:
         self.pool: Pool | None = Pool([e.member for e in live]) if live else None
         self.usable: dict[int, tuple[Candidate, ...]] = {e.member.position: e.usable for e in live}
         self.excluded: tuple[str, ...] = tuple(x for e in entries for x in e.static_exclusions)
+        active = [e for e in entries if e.member.active]
+        # a collection none of whose members the caller may use: 403, not a 503 to retry
+        self.denied = bool(active) and all(e.denied for e in active)
         windows = [e.window for e in live if e.window is not None]
         self.min_window: float = min(windows) if windows else float("inf")
         # the (connection, model) deployments whose cooldown would change the answer
@@ -204,7 +182,7 @@ def _prepare(index: TableIndex, state: RoutingState, route: Route, caller: Calle
         if not conns:
             whose = f" ({m.handle})" if m.handle else ""
             why = f"{m.model}: no connection you may use{whose}"
-            entries.append(_Prepared(m, window, (), (), (why,)))
+            entries.append(_Prepared(m, window, (), (), (why,), denied=True))
             continue
         usable = tuple(_candidate(m, c) for c in conns if c.id not in unavailable)
         static: tuple[str, ...] = ()
@@ -234,15 +212,27 @@ def _cooling(state: RoutingState, prep: RoutePrep, now: float, commit: bool) -> 
     return any(cooling[key].until > now for key in prep.deployments if key in cooling)
 
 
+class _Eligibility(NamedTuple):
+    """The slow path's answer: the pool, each member's live attempts, and why others are out."""
+
+    pool: Pool | None
+    usable: dict[int, tuple[Candidate, ...]]
+    excluded: Sequence[str]
+    too_large: bool = False  # some member's context window is too small for the request
+    ready_at: float | None = None  # the soonest end of a cooldown that keeps a member out
+
+
 def _eligibility(
     prep: RoutePrep, state: RoutingState, need_tokens: int, now: float, commit: bool
-) -> tuple[Pool | None, dict[int, tuple[Candidate, ...]], Sequence[str]]:
+) -> _Eligibility:
     """The slow path: some deployment of the route cools down, or the request is large."""
     excluded: list[str] = []
     eligible: list[RouteMember] = []
     usable: dict[int, tuple[Candidate, ...]] = {}
     cooldown_of = state.cooldown_of
-    for m, window, conns, ok, static in prep.entries:
+    too_large = False
+    ready_at: float | None = None
+    for m, window, conns, ok, static, _ in prep.entries:
         if static:
             excluded.extend(static)
             continue
@@ -250,17 +240,23 @@ def _eligibility(
             excluded.append(
                 f"{m.model}: context window {window} too small for ~{need_tokens} tokens"
             )
+            too_large = True
             continue
-        live = tuple(c for c in ok if cooldown_of(c.connection_id, m.model_id, now) is None)
+        cooling = [cooldown_of(c.connection_id, m.model_id, now) for c in ok]
+        live = tuple(c for c, cd in zip(ok, cooling, strict=True) if cd is None)
         if not live:
             problems = [
                 state.unavailable_reason(c.id, m.model_id, now) or "available" for c in conns
             ]
             excluded.extend(_exclusion(prep.kind, m, conns, problems))
+            ends = [cd.until for cd in cooling if cd is not None]
+            if ends and (ready_at is None or min(ends) < ready_at):
+                ready_at = min(ends)
             continue
         eligible.append(m)
         usable[m.position] = live
-    return prep.pool_of(eligible, remember=commit), usable, excluded
+    pool = prep.pool_of(eligible, remember=commit)
+    return _Eligibility(pool, usable, excluded, too_large, ready_at)
 
 
 _WANTED = {
@@ -310,8 +306,10 @@ def plan_request(
     if prep is None or prep.members is not route.members:
         prep = _prepared(index, state, route, caller, commit)
     need_tokens = facts.prompt_tokens + facts.max_output_tokens
+    slow: _Eligibility | None = None
     if need_tokens > prep.min_window or _cooling(state, prep, now, commit):
-        pool, usable, excluded = _eligibility(prep, state, need_tokens, now, commit)
+        slow = _eligibility(prep, state, need_tokens, now, commit)
+        pool, usable, excluded = slow.pool, slow.usable, slow.excluded
     else:  # the common case: the answer precomputed for this (route, caller)
         pool, usable, excluded = prep.pool, prep.usable, prep.excluded
 
@@ -320,10 +318,17 @@ def plan_request(
         pool, secondary = _preferred(pool, _WANTED[(facts.needs_tools, facts.needs_vision)])
 
     if pool is None:
-        # a single model (not a collection) too small for the request: see RoutePlan.error
-        too_large = route.kind in ("model", "handle") and need_tokens > prep.min_window
+        # why nothing is left decides the answer (runtime/refusals.py)
+        ready_at = slow.ready_at if slow is not None else None
         return RoutePlan(
-            route, (), tuple(excluded), len(route.members), committed=False, too_large=too_large
+            route,
+            (),
+            tuple(excluded),
+            len(route.members),
+            committed=False,
+            too_large=slow is not None and slow.too_large,
+            denied=prep.denied,
+            retry_after=None if ready_at is None else math.ceil(ready_at - now),
         )
 
     strategy = STRATEGIES[route.strategy]

@@ -58,11 +58,16 @@ class ServedTable:
         "timeouts",
     )
 
-    def __init__(self, table: RoutingTable, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, table: RoutingTable, environ: Mapping[str, str], loaded_at: float = 0.0
+    ) -> None:
         self.table = table
+        # when this process started serving the table, by the routing state's (injectable)
+        # clock: `created` of /v1/models entries (the table itself has no clock, so that
+        # compiling twice gives the same bytes) and the dashboard's table age
+        self.loaded_at = loaded_at
         self.index = TableIndex(table)
         self.sha = table.sha256
-        self.loaded_at = time.time()  # the dashboard shows the table's age in this process
         # connection id -> its dialect and endpoint (URL and headers with the key: only here)
         self.dialects: dict[str, Dialect] = {}
         self.endpoints: dict[str, Endpoint | None] = {}
@@ -136,14 +141,14 @@ class Runtime:
         self.usage.register(metrics.registry)
         self.observers: list[Callable[[dict[str, Any]], None]] = [self.usage.observe]
         state.configure(table, self.environ)
-        self.served = ServedTable(table, self.environ)
+        self.served = ServedTable(table, self.environ, state.clock())
         metrics.table_info.labels(table.sha256).set(1)
         for cid, why in sorted(state.unavailable.items()):
             log.warning("connection %s unavailable: %s", cid, why)
 
     def reload(self, table: RoutingTable) -> None:
         """Serve `table` from now on; state of members and deployments that survive carries over."""
-        served = ServedTable(table, self.environ)
+        served = ServedTable(table, self.environ, self.state.clock())
         old = self.served.sha
         self.state.configure(table, self.environ)
         self.state.carry_over(table)

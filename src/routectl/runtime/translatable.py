@@ -23,12 +23,14 @@ def translatable(plan: RoutePlan, call: Call, served: ServedTable) -> RoutePlan:
     """`plan` without the candidates `call` cannot be translated for (raises when none is left)."""
     dialects = served.dialects
     name = call.format.name
-    if all(dialects[c.connection_id].native == name for c in plan.candidates):
+    if all(dialects[c.connection_id].native_for(name, c.member.info) for c in plan.candidates):
         return plan  # every candidate takes the request as sent
     try:
         call.chat_body()  # translated once, kept on the call for the attempts that need it
     except RoutingError:
-        kept = tuple(c for c in plan.candidates if dialects[c.connection_id].native == name)
+        kept = tuple(
+            c for c in plan.candidates if dialects[c.connection_id].native_for(name, c.member.info)
+        )
         if not kept:
             raise
         return replace(plan, candidates=kept)

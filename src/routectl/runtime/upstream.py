@@ -26,7 +26,9 @@ from routectl.runtime.errors import RoutingError
 from routectl.runtime.fields import routing_fields
 from routectl.runtime.keys import STARTED
 from routectl.runtime.plan import Candidate, RoutePlan
+from routectl.runtime.refusals import exhausted
 from routectl.runtime.request import Call
+from routectl.runtime.retry import SHOULD_RETRY, status_retries
 from routectl.runtime.served import Runtime, ServedTable
 
 __all__ = ["forward"]
@@ -179,12 +181,7 @@ class _Forwarder:
                     reason = rec["fallback_reason"] = failure.reason
                 self.rt.metrics.fallbacks.labels(cand.model_id, reason).inc()
         rec["selected_model"] = rec["connection"] = None
-        raise RoutingError(
-            "upstream_error",
-            502,
-            f"Every candidate failed ({len(self.attempts)} attempts)",
-            {"attempts": self.attempts},
-        )
+        raise exhausted(self.attempts, self.rt.state)
 
     # ---------------------------------------------------------------- health bookkeeping
 
@@ -220,11 +217,9 @@ class _Forwarder:
             translated = self.call.format.foreign_error(failure.status, body)
             if translated is not body:
                 body, ctype = translated, _JSON
-        return web.Response(
-            status=failure.status,
-            body=body,
-            headers=_chosen_headers(self.served, self.rid, cand, ctype),
-        )
+        headers = _chosen_headers(self.served, self.rid, cand, ctype)
+        headers[SHOULD_RETRY] = "true" if status_retries(failure.status) else "false"
+        return web.Response(status=failure.status, body=body, headers=headers)
 
     # ---------------------------------------------------------------- one attempt
 
@@ -236,7 +231,7 @@ class _Forwarder:
         call = self.call
         served = self.served
         dialect = served.dialects[cand.connection_id]
-        native = dialect.native == call.format.name
+        native = dialect.native_for(call.format.name, cand.member.info)
         attempt = Attempt(
             call.body if native else call.chat_body(),
             native,
@@ -248,6 +243,7 @@ class _Forwarder:
             call.facts.prompt_tokens,
             call.raw if native else None,
             call.headers if native else None,
+            call.format.name,
         )
         started = time.perf_counter()
         try:
@@ -279,7 +275,7 @@ class _Forwarder:
                 )
             if call.stream:
                 if native:
-                    translate = call.format.relay()
+                    translate = call.format.relay(call, cand.model_id)
                 else:
                     upstream = dialect.translator(attempt, call.include_usage)
                     translate = self._translator(cand, upstream)

@@ -11,16 +11,26 @@ from routectl.runtime.index import TableIndex
 from routectl.runtime.state import RoutingState
 from routectl.table import Collection
 
-__all__ = ["anthropic_models_page", "collection_detail", "collection_summary", "models_list"]
+__all__ = [
+    "anthropic_model",
+    "anthropic_models_page",
+    "collection_detail",
+    "collection_summary",
+    "models_list",
+]
 
 
-def models_list(index: TableIndex, caller: Caller) -> dict[str, Any]:
-    """OpenAI list format: model ids, `collection/NAME` and aliases the caller may use."""
+def models_list(index: TableIndex, caller: Caller, created: int = 0) -> dict[str, Any]:
+    """OpenAI list format: model ids, `collection/NAME` and aliases the caller may use.
+
+    `created` is when the table was loaded: OpenAI's clients read it as a timestamp, and the
+    table knows no release dates."""
     table = index.table
     data: dict[str, dict[str, Any]] = {}
 
     def add(ident: str, owned_by: str) -> None:
-        data.setdefault(ident, {"id": ident, "object": "model", "created": 0, "owned_by": owned_by})
+        entry = {"id": ident, "object": "model", "created": created, "owned_by": owned_by}
+        data.setdefault(ident, entry)
 
     for model_id, model in sorted(table.models.items()):
         if index.connections_for(caller, model_id, None):
@@ -122,7 +132,8 @@ _EPOCH = "1970-01-01T00:00:00Z"  # Anthropic's own value for an unknown release 
 _MAX_PAGE = 1000
 
 
-def _anthropic_model(index: TableIndex, ident: str) -> dict[str, Any]:
+def anthropic_model(index: TableIndex, ident: str) -> dict[str, Any]:
+    """One name of the models list in Anthropic's `ModelInfo` shape."""
     table = index.table
     entry: dict[str, Any] = {
         "type": "model",
@@ -161,7 +172,7 @@ def anthropic_models_page(
     page = ids[start : min(end, start + limit)]
     has_more = (start > 0) if "before_id" in query else (start + len(page) < end)
     return {
-        "data": [_anthropic_model(index, i) for i in page],
+        "data": [anthropic_model(index, i) for i in page],
         "has_more": has_more,
         "first_id": page[0] if page else None,
         "last_id": page[-1] if page else None,

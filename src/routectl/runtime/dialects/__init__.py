@@ -21,7 +21,7 @@ from routectl.runtime.dialects.base import Attempt, Endpoint, Reply
 from routectl.runtime.dialects.echo import EchoDialect
 from routectl.runtime.dialects.openai import OpenAIDialect
 from routectl.runtime.dialects.stream import ChunkTranslator
-from routectl.table import Connection, RoutingTable
+from routectl.table import Connection, Model, RoutingTable
 
 __all__ = [
     "DIALECTS",
@@ -45,6 +45,12 @@ class Dialect(Protocol):
     @property
     def native(self) -> str | None:
         """The client format this upstream speaks as is ("openai.chat"), if any."""
+        ...
+
+    def native_for(self, fmt: str, model: Model | None) -> bool:
+        """Whether a request of client format `fmt` for `model` goes upstream as sent (`native`
+        for most dialects; an OpenAI-compatible upstream also takes embeddings, and Responses
+        requests for the models that declare the `responses` capability)."""
         ...
 
     def endpoint(self, connection: Connection, environ: Mapping[str, str]) -> Endpoint | None:

@@ -280,6 +280,7 @@ def from_anthropic(data: dict[str, Any], model: str, created: int) -> dict[str, 
     message: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,  # required by OpenAI's schema (a refusal is finish_reason content_filter)
     }
     if calls:
         message["tool_calls"] = calls

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -43,6 +43,9 @@ class Endpoint:
 
     url: URL
     headers: CIMultiDictProxy[str]
+    # client format -> the URL a request of that format goes to natively, when not `url`
+    # (an OpenAI-compatible server's /embeddings and /responses beside /chat/completions)
+    urls: Mapping[str, URL] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class Attempt:
     prompt_tokens: int  # the router's estimate (echo reports it as usage)
     raw: bytes | None = None  # native only: the client's body bytes, to forward as sent
     headers: Mapping[str, str] | None = None  # native only: client headers the upstream gets
+    format: str = "openai.chat"  # the client's format (native: which API of the upstream)
 
 
 _KEY = b'"model"'
@@ -162,6 +166,10 @@ class HttpDialect:
     name = ""
     native: str | None = None
 
+    def native_for(self, fmt: str, model: Model | None) -> bool:
+        """Whether a request of client format `fmt` for `model` goes to this upstream as sent."""
+        return fmt == self.native
+
     def encode(self, attempt: Attempt) -> bytes:
         """The upstream request body."""
         raise NotImplementedError
@@ -178,7 +186,7 @@ class HttpDialect:
         Returns the request's awaitable itself: one coroutine frame less per resume."""
         assert endpoint is not None, "a network dialect always has an endpoint"
         return session.post(
-            endpoint.url,
+            endpoint.urls.get(attempt.format, endpoint.url) if endpoint.urls else endpoint.url,
             data=self.encode(attempt),
             headers=attempt_headers(endpoint, attempt),
             timeout=timeout,

@@ -10,9 +10,14 @@ from yarl import URL
 
 from routectl.runtime.dialects.base import Attempt, Endpoint, HttpDialect, request_headers
 from routectl.runtime.dialects.stream import ChunkTranslator
-from routectl.table import Connection
+from routectl.table import Connection, Model
 
-__all__ = ["OpenAIDialect"]
+__all__ = ["RESPONSES", "RESPONSES_CAPABILITY", "OpenAIDialect"]
+
+RESPONSES = "openai.responses"
+# a model capability: its OpenAI-compatible upstream serves the Responses API (OpenAI's does)
+RESPONSES_CAPABILITY = "responses"
+_NATIVE = frozenset(("openai.chat", "openai.embeddings"))
 
 
 class OpenAIDialect(HttpDialect):
@@ -29,8 +34,16 @@ class OpenAIDialect(HttpDialect):
         key = environ.get(connection.api_key_env) if connection.api_key_env else None
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        url = URL(connection.base_url.rstrip("/") + "/chat/completions")
-        return Endpoint(url, request_headers(headers))
+        base = connection.base_url.rstrip("/")
+        urls = {"openai.embeddings": URL(base + "/embeddings"), RESPONSES: URL(base + "/responses")}
+        return Endpoint(URL(base + "/chat/completions"), request_headers(headers), urls)
+
+    def native_for(self, fmt: str, model: Model | None) -> bool:
+        """Chat completions and embeddings as sent; a Responses request as sent when the model
+        declares the `responses` capability (its upstream serves /responses), else translated."""
+        if fmt == RESPONSES:
+            return model is not None and RESPONSES_CAPABILITY in model.capabilities
+        return fmt in _NATIVE
 
     def problem(self, connection: Connection, environ: Mapping[str, str]) -> str | None:
         """Its key env var unset, or no base_url."""

@@ -55,9 +55,9 @@ class ClientFormat(Protocol):
         """How to turn OpenAI chunks into this format's stream; None when they are its stream."""
         ...
 
-    def relay(self) -> ChunkTranslator | None:
-        """A watcher of a native stream that passes through unchanged (its usage for the access
-        log); None: nothing to watch."""
+    def relay(self, call: Call, model_id: str) -> ChunkTranslator | None:
+        """A watcher of a native stream that passes through (its usage for the access log, the
+        routed `model_id` stamped where the format names the model); None: nothing to do."""
         ...
 
     def error_body(self, error: RoutingError) -> dict[str, Any]:

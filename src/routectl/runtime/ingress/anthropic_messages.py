@@ -71,7 +71,7 @@ class AnthropicMessages:
         """OpenAI chunks -> Messages events."""
         return ChunkEvents(model_id, call.facts.prompt_tokens)
 
-    def relay(self) -> ChunkTranslator | None:
+    def relay(self, call: Call, model_id: str) -> ChunkTranslator | None:
         """A native Messages stream passes unchanged; its usage is read on the way."""
         return NativeWatch()
 

@@ -8,6 +8,8 @@ import orjson
 
 from routectl.runtime.dialects.stream import ChunkTranslator
 from routectl.runtime.errors import RoutingError
+from routectl.runtime.ingress.openai_errors import openai_error_body, openai_foreign_error
+from routectl.runtime.ingress.openai_stream import ModelStamp
 from routectl.runtime.plan import RequestFacts
 from routectl.runtime.request import Call, bad_request, take_routing_keys
 
@@ -41,21 +43,21 @@ class OpenAIChat:
         """OpenAI chunks are this format's stream."""
         return None
 
-    def relay(self) -> ChunkTranslator | None:
-        """Native chunks pass unread."""
-        return None
+    def relay(self, call: Call, model_id: str) -> ChunkTranslator | None:
+        """Native chunks pass as they came, with the routed model id in each."""
+        return ModelStamp(model_id)
 
     def error_body(self, error: RoutingError) -> dict[str, Any]:
-        """`{"error": {"code", "message", ...}}`."""
-        return error.to_body()
+        """OpenAI's `{"error": {"message", "type", "param", "code", ...}}`."""
+        return openai_error_body(error)
 
     def stream_error(self, error: RoutingError) -> bytes:
         """A `data:` line with the error body."""
-        return b"data: " + orjson.dumps(error.to_body()) + b"\n\n"
+        return b"data: " + orjson.dumps(openai_error_body(error)) + b"\n\n"
 
     def foreign_error(self, status: int, body: bytes) -> bytes:
-        """As it came (OpenAI SDKs read `error.message` of Anthropic's shape too)."""
-        return body
+        """An Anthropic upstream's error in OpenAI's shape (its message kept)."""
+        return openai_foreign_error(status, body)
 
 
 OPENAI_CHAT = OpenAIChat()

@@ -1,0 +1,67 @@
+"""A relayed OpenAI chunk stream with the routed model id in every chunk. Pure, mutable state.
+
+An OpenAI-compatible upstream names its own model in each chunk (`gpt-4o-2024-08-06`, or the
+upstream name a connection maps the model to); a non-streamed answer carries the routed id
+(`openai/gpt-4o`), and so must every chunk, or clients that read `chunk.model` see two names.
+Each complete SSE event is passed on as it arrives with the value of its `"model"` keys
+replaced, every other byte as the upstream sent it; an incomplete event waits for its end.
+
+In valid JSON, `"model"` followed by `:` is a key unless its quote is escaped (`\\"model\\"` is
+text inside a string), so the rewrite never touches message content.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+__all__ = ["ModelStamp"]
+
+# after the key: spacing, the colon, and a string value (group 1)
+_VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*")')
+_KEY = b'"model"'
+
+
+class ModelStamp:
+    """Upstream OpenAI chunk bytes in, the same chunks with `model` = the routed id out."""
+
+    __slots__ = ("_buffer", "_value", "error", "usage")
+
+    def __init__(self, model_id: str) -> None:
+        self._value = orjson.dumps(model_id)
+        self._buffer = b""
+        self.error: str | None = None
+        self.usage: dict[str, int] | None = None  # not read: the chunks pass through
+
+    def _stamp(self, events: bytes) -> bytes:
+        # bytes.find and slicing: a regex over every chunk cost several microseconds each
+        out: list[bytes] = []
+        start = 0
+        at = events.find(_KEY)
+        while at >= 0:
+            end = at + len(_KEY)
+            if at == 0 or events[at - 1] != 0x5C:  # not an escaped quote: a key (or broken JSON)
+                match = _VALUE.match(events, end)
+                if match is not None:
+                    out += (events[start : match.start(1)], self._value)
+                    start = end = match.end()
+            at = events.find(_KEY, end)
+        if not out:
+            return events
+        out.append(events[start:])
+        return b"".join(out)
+
+    def feed(self, data: bytes) -> bytes:
+        """Every complete event of `data` (after what was buffered), stamped."""
+        buffer = self._buffer + data if self._buffer else data
+        lf = buffer.rfind(b"\n\n")
+        crlf = buffer.rfind(b"\r\n\r\n")
+        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+        self._buffer = buffer[end:]
+        return self._stamp(buffer[:end]) if end else b""
+
+    def close(self) -> bytes:
+        """What is left at the end of the body (an event without its blank line), stamped."""
+        rest, self._buffer = self._buffer, b""
+        return self._stamp(rest)

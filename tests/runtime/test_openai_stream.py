@@ -1,0 +1,30 @@
+"""The routed model id in every relayed OpenAI chunk (ingress/openai_stream.py)."""
+
+from __future__ import annotations
+
+from routectl.runtime.ingress.openai_stream import ModelStamp
+
+CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024-08-06","choices":[]}\n\n'
+
+
+def test_each_complete_event_is_stamped_and_the_rest_waits() -> None:
+    stamp = ModelStamp("openai/gpt-4o")
+    first = stamp.feed(CHUNK + CHUNK[:30])
+    assert first == CHUNK.replace(b"gpt-4o-2024-08-06", b"openai/gpt-4o")
+    assert stamp.feed(CHUNK[30:50]) == b""  # still no end of event
+    rest = stamp.feed(CHUNK[50:] + b"data: [DONE]\n\n")
+    assert rest == first + b"data: [DONE]\n\n"
+    assert stamp.close() == b""
+
+
+def test_text_that_quotes_a_model_key_is_left_alone() -> None:
+    text = b'{"model" : "up","choices":[{"delta":{"content":"say \\"model\\": \\"x\\""}}]}'
+    stamp = ModelStamp("a/b")
+    out = stamp.feed(b"data: " + text + b"\r\n\r\n")
+    assert out == b"data: " + text.replace(b'"model" : "up"', b'"model" : "a/b"') + b"\r\n\r\n"
+
+
+def test_an_unterminated_last_event_is_stamped_at_the_end() -> None:
+    stamp = ModelStamp("a/b")
+    assert stamp.feed(b'data: {"model":"x"}') == b""
+    assert stamp.close() == b'data: {"model":"a/b"}'
