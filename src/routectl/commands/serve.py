@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
+from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
 from routectl.table import DEFAULT_TABLE_PATH
 
 
@@ -68,6 +68,22 @@ def register(group: click.Group) -> None:
         type=click.IntRange(0),
         help="On SIGTERM, the longest wait for requests in flight (streams included).",
     )
+    @click.option(
+        "--max-response-bytes",
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        show_default=True,
+        type=click.IntRange(1),
+        help="A larger upstream body (error bodies too), or one larger stream event, fails the "
+        "attempt as a bad gateway.",
+    )
+    @click.option(
+        "--metrics-token",
+        default=None,
+        envvar="ROUTECTL_METRICS_TOKEN",
+        show_envvar=True,
+        help="When set, /metrics needs `Authorization: Bearer TOKEN` and shows every series; "
+        "without it /metrics shows only the series that name no private connection or model.",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -76,6 +92,8 @@ def register(group: click.Group) -> None:
         workers: int,
         max_body_bytes: int,
         drain_seconds: int,
+        max_response_bytes: int,
+        metrics_token: str | None,
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
@@ -99,6 +117,8 @@ def register(group: click.Group) -> None:
             mounts=(mount_explain,),
             watch=watch,
             drain_seconds=drain_seconds,
+            max_response_bytes=max_response_bytes,
+            metrics_token=metrics_token or None,
         )
         status = server.run(worker, workers)
         if status:

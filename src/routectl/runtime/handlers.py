@@ -15,6 +15,7 @@ from routectl.runtime.ingress.anthropic_messages import (
 )
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.metrics_access import check_metrics_token, public_values, public_view
 from routectl.runtime.plan import plan_request
 from routectl.runtime.request import Call
 from routectl.runtime.resolve import resolve, route_for
@@ -181,6 +182,11 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    """Prometheus text format."""
-    body = request.app[RUNTIME].metrics.render()
+    """Prometheus text format: every series with the metrics token, else the public ones
+    (runtime/metrics_access.py)."""
+    rt = request.app[RUNTIME]
+    full = check_metrics_token(rt.metrics_token, request.headers.get("Authorization", ""))
+    body = rt.metrics.render()
+    if not full:
+        body = public_view(body, public_values(request[SERVED].table))
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
