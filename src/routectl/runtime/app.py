@@ -16,6 +16,7 @@ from routectl.runtime.ingress.anthropic_messages import ANTHROPIC_MESSAGES
 from routectl.runtime.keys import CONNECTIONS, FORMATS, RUNTIME
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
+from routectl.runtime.openapi import OPENAPI, OpenAPI, describe_runtime, serve_openapi
 from routectl.runtime.options import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -111,6 +112,9 @@ def create_app(
     r.add_get("/healthz", handlers.healthz)
     r.add_get("/readyz", handlers.readyz)
     r.add_get("/metrics", handlers.metrics)
+    app[OPENAPI] = OpenAPI()  # GET /openapi.json: every route above, and what mounts add
+    describe_runtime(app[OPENAPI], _COLLECTIONS)
+    r.add_get("/openapi.json", serve_openapi)
     for mount in mounts:
         mount(app)
     return app

@@ -161,6 +161,7 @@ async def managed_as_code(request: web.Request) -> web.StreamResponse:
         "managed_as_code",
         405,
         "Collections are managed as code: change routing.yaml and deploy the compiled table",
+        headers={"Allow": "GET"},
     )
 
 
