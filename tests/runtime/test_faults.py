@@ -237,3 +237,32 @@ def test_a_hanging_connection_does_not_slow_requests_routed_elsewhere(
     # a sanity bound, not a speed target (the machine is shared): a request routed elsewhere
     # never waits for the hanging ones (they hang 30 s)
     assert _p(during, 0.99) < 2.0
+
+
+@pytest.mark.parametrize("fault", ["html", "notobject"])
+def test_a_stream_answered_by_something_else_than_events_falls_back(
+    loop_thread: LoopThread, faulty: FaultUpstream, runners: list[web.AppRunner], fault: str
+) -> None:
+    # found by `make soak`: an HTML 200 to a stream request was relayed as the stream
+    gw = start_app(loop_thread, faulty.port, runners, parts={"collections": PAIR})
+    faulty.script["m3"] = [fault]
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=orjson.dumps(
+            {
+                "model": "collection/pair",
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+        ),
+        headers={"Authorization": f"Bearer {KEYS['carol']}", "Content-Type": "application/json"},
+    )
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    assert resp.status == 200
+    assert resp.getheader("Content-Type", "").startswith("text/event-stream")
+    assert resp.getheader("x-routectl-selected-model") == "echo/e1"
+    assert b"<html>" not in data and data.rstrip().endswith(b"[DONE]")

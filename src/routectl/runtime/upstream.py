@@ -26,7 +26,14 @@ from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.fields import routing_fields
 from routectl.runtime.plan import Candidate, RoutePlan
-from routectl.runtime.replies import AUTH_STATUSES, EventBound, TooLarge, is_redirect, read_limited
+from routectl.runtime.replies import (
+    AUTH_STATUSES,
+    EventBound,
+    TooLarge,
+    is_event_stream,
+    is_redirect,
+    read_limited,
+)
 from routectl.runtime.request import Call
 from routectl.runtime.served import Runtime, ServedTable
 
@@ -322,6 +329,8 @@ class _Forwarder:
                     native,
                 )
             if call.stream:
+                if not is_event_stream(reply.headers.get("Content-Type", "")):
+                    raise _bad_reply("invalid_stream")  # an HTML page is no stream of events
                 if native:
                     translate = call.format.relay()
                 else:
