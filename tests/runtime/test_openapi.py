@@ -141,6 +141,7 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(
         ],
         capture_output=True,
         text=True,
+        cwd=tmp_path,  # its cache folder (.schemathesis) lands there, not in the checkout
         timeout=SECONDS + 240,
         check=False,
     )
