@@ -489,3 +489,56 @@ def test_a_non_json_200_is_an_upstream_failure(
     code, body = chat(gw, "fake/m3", who="carol")
     assert code == 502 and body["error"]["code"] == "upstream_error"
     assert body["error"]["attempts"][0]["error"] == "invalid_json"
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_no_dialect_follows_a_redirect(loop_thread: LoopThread, trap: Trap, api: str) -> None:
+    import aiohttp
+
+    from routectl.runtime.dialects import DIALECTS, Attempt
+    from routectl.table import Connection
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        location = f"http://127.0.0.1:{trap.port}/stolen"
+        return web.Response(status=307, headers={"Location": location})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    runner, port = loop_thread.start(app)
+    conn = Connection(
+        id="c",
+        owner="platform",
+        owner_kind="platform",
+        provider="p",
+        api=api,  # type: ignore[arg-type]
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key_env="K",
+        priority=0,
+        models=("p/m",),
+        upstream_names={"p/m": "m"},
+    )
+    dialect = DIALECTS[api]
+    endpoint = dialect.endpoint(conn, {"K": "sk-secret"})
+    attempt = Attempt(
+        {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "prompt"}]},
+        False,
+        False,
+        "p/m",
+        "m",
+        None,
+        "rid",
+        1,
+    )
+
+    async def send() -> int:
+        async with aiohttp.ClientSession() as session:
+            reply = await dialect.send(session, endpoint, attempt, aiohttp.ClientTimeout(total=5))
+            status = reply.status
+            reply.release()
+            return status
+
+    try:
+        assert loop_thread.run(send()) == 307
+    finally:
+        loop_thread.stop(runner)
+    assert trap.hits == []  # neither the key nor the prompt reached the other origin
