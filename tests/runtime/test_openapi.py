@@ -134,6 +134,10 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(
             "20",
             "--max-time",
             str(SECONDS),
+            # the coverage phase runs in `make test`; at thousands of examples hypothesis itself
+            # fails in it (a CPython AST recursion error while describing a strategy), which
+            # schemathesis reports as a run error, not an answer of the server
+            *(["--phases", "examples,fuzzing,stateful"] if EXAMPLES > 100 else []),
             "--report",
             "ndjson",
             "--report-ndjson-path",
