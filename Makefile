@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-fast lint typecheck browser screenshot demo bench bench-peers compile clean container-test rollout-test
+.PHONY: setup test test-fast lint typecheck browser screenshot demo bench bench-peers compile clean container-test rollout-test fuzz soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,20 @@ rollout-test: setup
 
 compile: setup
 	$(BIN)/routectl compile
+
+# Issue 13's larger runs (README "Reliability and security"): the compiler's property tests with
+# many more documents, and schemathesis against a live `routectl serve` for five minutes. Bounded.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	ROUTECTL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ROUTECTL_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		$(BIN)/pytest -q -s -p no:randomly tests/compiler/test_fuzz.py tests/runtime/test_openapi.py
+
+# A bounded soak (minutes): fixed request rate, random upstream faults, table reloads valid and
+# corrupt; prints requests, gateway-attributable errors, p99, RSS and fds start -> end.
+SOAK_SECONDS ?= 180
+soak: setup
+	$(BIN)/python tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 # Compile the repo's routing.yaml and serve it; the echo provider answers with no API key:
 #   curl -s localhost:8080/v1/chat/completions -H 'Authorization: Bearer rk-demo-john-dev' \

@@ -8,6 +8,8 @@ here: normalized weights, member order, per-model connection lists, the alias ma
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -16,6 +18,7 @@ import orjson
 
 from routectl.errors import TableError
 from routectl.gcpause import gc_paused
+from routectl.table_integrity import integrity_problems
 
 __all__ = [
     "API_NAMES",
@@ -48,6 +51,8 @@ TABLE_FORMAT = 1
 
 # Where `routectl compile` writes the table and `routectl serve` (and the review tools) read it.
 DEFAULT_TABLE_PATH = "generated/routing_table.json"
+# The largest table file read (a 10,000-collection table is about 40 MB)
+MAX_TABLE_BYTES = 512 * 1024 * 1024
 
 OwnerKind = Literal["user", "organization", "platform"]
 # What a model answers: chat (chat completions, messages, responses) or embeddings. A table
@@ -75,6 +80,9 @@ StrategyName = Literal[
 STRATEGY_NAMES: tuple[str, ...] = get_args(StrategyName)
 
 
+_MAX_COOLDOWN_DEFAULT = 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class Defaults:
     cooldown_s: float = 30.0
@@ -85,6 +93,10 @@ class Defaults:
     priority_user: int = 100
     priority_organization: int = 50
     priority_platform: int = 0
+    # the longest cooldown a Retry-After may open. It joined the table after its first release:
+    # written only when it differs from the default, so every table compiled before it keeps its
+    # bytes and hash (and its absence reads as the default)
+    max_cooldown_s: float = _MAX_COOLDOWN_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +209,13 @@ class RoutingTable:
 
 def defaults_to_dict(d: Defaults) -> dict[str, Any]:
     """The table's `defaults` as plain data (its JSON, and the database's `routing.defaults`)."""
+    out = _defaults_dict(d)
+    if d.max_cooldown_s != _MAX_COOLDOWN_DEFAULT:
+        out["max_cooldown_s"] = d.max_cooldown_s
+    return out
+
+
+def _defaults_dict(d: Defaults) -> dict[str, Any]:
     return {
         "allowed_fails": d.allowed_fails,
         "cooldown_s": d.cooldown_s,
@@ -332,6 +351,7 @@ def _table_from_dict(data: dict[str, Any], sha256: str, *, consume: bool) -> Rou
             priority_user=int(prio["user"]),
             priority_organization=int(prio["organization"]),
             priority_platform=int(prio["platform"]),
+            max_cooldown_s=float(d.get("max_cooldown_s", _MAX_COOLDOWN_DEFAULT)),
         )
         shared = _Shared()
         raw_collections: dict[str, Any] = data["collections"]
@@ -523,15 +543,40 @@ def _verified(data: dict[str, Any]) -> RoutingTable:
         )
     if data.get("format") != TABLE_FORMAT:
         raise TableError(f"unsupported routing table format {data.get('format')!r}")
-    return _table_from_dict(data, recorded, consume=True)
+    table = _table_from_dict(data, recorded, consume=True)
+    problems = integrity_problems(table)
+    if problems:
+        raise TableError(
+            "routing table is inconsistent (edited and re-hashed?): " + "; ".join(problems)
+        )
+    return table
+
+
+def _read_bounded(path: str | Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_TABLE_BYTES (a FIFO, a device such as
+    /dev/zero or an endless file would otherwise hang the reader)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO without a writer: no hang
+    except OSError as exc:
+        raise TableError(f"cannot read routing table {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise TableError(f"routing table {path} is not a regular file")
+        if info.st_size > MAX_TABLE_BYTES:
+            raise TableError(f"routing table {path} is larger than {MAX_TABLE_BYTES} bytes")
+        try:
+            raw = fh.read(MAX_TABLE_BYTES + 1)
+        except OSError as exc:
+            raise TableError(f"cannot read routing table {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_TABLE_BYTES:  # it grew while being read
+        raise TableError(f"routing table {path} is larger than {MAX_TABLE_BYTES} bytes")
+    return raw
 
 
 def load_table(path: str | Path) -> RoutingTable:
     """Load and verify generated/routing_table.json."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise TableError(f"cannot read routing table {path}: {exc.strerror}") from exc
+    raw = _read_bounded(path)
     with gc_paused():
         data = _parsed(raw)
         del raw  # the file's bytes are not needed once parsed: lower the load's peak memory

@@ -609,11 +609,21 @@ def test_metrics_count_requests_fallbacks_cooldowns(start: Start, fake: FakeUpst
         in text
     )
     assert 'routectl_fallbacks_total{model="fake/m1",reason="rate_limited"} 1.0' in text
-    assert (
-        'routectl_cooldowns_total{connection="alice-fake",model="fake/m1",reason="rate_limited"} 1.0'
-        in text
-    )
-    assert "routectl_upstream_latency_seconds_bucket" in text
+    # alice's own connection is private: its series need the metrics token (issue 13)
+    private = 'routectl_cooldowns_total{connection="alice-fake",model="fake/m1",reason="rate_limited"} 1.0'
+    assert private not in text and "alice-fake" not in text
+    # the answer came from acme's connection: its latency is private too
+    assert "acme-fake" not in text
+    gw.runtime.metrics_token = "scrape-token"
+    assert call(gw, "GET", "/metrics")[0] == 401
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    conn.request("GET", "/metrics", headers={"Authorization": "Bearer scrape-token"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    full = resp.read().decode()
+    assert private in full
+    assert 'routectl_upstream_latency_seconds_bucket{connection="acme-fake"' in full
+    conn.close()
 
 
 def test_access_log_is_one_json_line_without_keys(

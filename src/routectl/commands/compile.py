@@ -71,6 +71,7 @@ def compile_cmd(config: Path, out_dir: Path) -> None:
     """Validate CONFIG and write the routing table and SQL to --out."""
     from routectl.compiler import build_table
     from routectl.compiler.generate import plan_outputs, write_outputs
+    from routectl.compiler.output_dir import OutputDirError
     from routectl.errors import ConfigError
 
     warnings: list[Diagnostic] = []
@@ -90,7 +91,11 @@ def compile_cmd(config: Path, out_dir: Path) -> None:
             f"{len(plan.errors)} problem(s) in {out_dir}/migrations; nothing written", err=True
         )
         raise SystemExit(1)
-    written = write_outputs(plan, out_dir)
+    try:
+        written = write_outputs(plan, out_dir)
+    except OutputDirError as exc:
+        click.echo(f"error: {exc}; nothing written", err=True)
+        raise SystemExit(1) from None
     for rel in written:
         click.echo(f"wrote {out_dir / rel}")
     if written:
@@ -107,6 +112,7 @@ def check_cmd(config: Path, out_dir: Path) -> None:
     from routectl.compiler import build_table
     from routectl.compiler.db.chain import verify_migrations
     from routectl.compiler.generate import plan_outputs, stale_files
+    from routectl.compiler.output_dir import leftovers, strays
     from routectl.errors import ConfigError
 
     try:
@@ -118,6 +124,12 @@ def check_cmd(config: Path, out_dir: Path) -> None:
     problems = [f"{reason}: {out_dir / rel}" for rel, reason in stale_files(plan, out_dir)]
     chain_problems = verify_migrations(plan.existing_migrations, table, plan.chain)
     problems += [f"migrations: {p}" for p in chain_problems]
+    # non-.sql files in migrations/ are no migrations: stray like any other
+    expected = set(plan.files) | {m for m in plan.existing_migrations if m.endswith(".sql")}
+    problems += [
+        f"stray (compile does not write it): {out_dir / rel}" for rel in strays(out_dir, expected)
+    ]
+    problems += [f"left by an interrupted compile: {p}" for p in leftovers(out_dir)]
     if problems:
         for line in problems:
             click.echo(line, err=True)
@@ -125,6 +137,12 @@ def check_cmd(config: Path, out_dir: Path) -> None:
             click.echo(
                 f"{out_dir}/migrations has problems compile will not paper over; fix them "
                 "(restore edited files from version control), then run `routectl compile`",
+                err=True,
+            )
+        elif any(line.startswith(("stray", "left by")) for line in problems):
+            click.echo(
+                f"{out_dir}/ holds files compile does not write: remove them (and run "
+                "`routectl compile` if anything else is named)",
                 err=True,
             )
         else:

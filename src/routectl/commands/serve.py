@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
+from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from routectl.runtime.app import Mount
@@ -105,6 +105,22 @@ def register(group: click.Group) -> None:
         help="Let browser pages of ORIGIN (e.g. https://chat.example.com; * for any) call "
         "the API: preflights answered, CORS headers on every answer. Repeatable; off by default.",
     )
+    @click.option(
+        "--max-response-bytes",
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        show_default=True,
+        type=click.IntRange(1),
+        help="A larger upstream body (error bodies too), or one larger stream event, fails the "
+        "attempt as a bad gateway.",
+    )
+    @click.option(
+        "--metrics-token",
+        default=None,
+        envvar="ROUTECTL_METRICS_TOKEN",
+        show_envvar=True,
+        help="When set, /metrics needs `Authorization: Bearer TOKEN` and shows every series; "
+        "without it /metrics shows only the series that name no private connection or model.",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -117,6 +133,8 @@ def register(group: click.Group) -> None:
         log_spool_dir: Path | None,
         log_spool_max_bytes: int,
         cors_origins: tuple[str, ...],
+        max_response_bytes: int,
+        metrics_token: str | None,
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
@@ -146,6 +164,8 @@ def register(group: click.Group) -> None:
             mounts=tuple(mounts),
             watch=watch,
             drain_seconds=drain_seconds,
+            max_response_bytes=max_response_bytes,
+            metrics_token=metrics_token or None,
         )
         status = server.run(worker, workers)
         if status:

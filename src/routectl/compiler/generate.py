@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from routectl.compiler.db.chain import MIGRATIONS_DIR, MigrationChain, must_resync, read_chain
 from routectl.compiler.db.outputs import sql_outputs
+from routectl.compiler.output_dir import swap_in
 from routectl.gcpause import gc_paused
 from routectl.table import RoutingTable, TableError, dump_table, load_table_bytes
 
@@ -59,6 +58,9 @@ def _previous_table(out_dir: Path, warnings: list[str]) -> RoutingTable | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a folder by that name, unreadable...
+        warnings.append(f"ignoring {path}: {exc.strerror}")
+        return None
     try:
         return load_table_bytes(raw)
     except TableError as exc:
@@ -94,7 +96,8 @@ def plan_outputs(table: RoutingTable, out_dir: Path) -> Plan:
 
 
 def stale_files(plan: Plan, out_dir: Path) -> list[tuple[str, str]]:
-    """(relative path, "missing" | "differs") for each planned file not on disk as planned."""
+    """(relative path, "missing" | "differs" | "not a file") for each planned file not on disk
+    as planned."""
     out: list[tuple[str, str]] = []
     for rel, content in plan.files.items():
         path = out_dir / rel
@@ -103,31 +106,18 @@ def stale_files(plan: Plan, out_dir: Path) -> list[tuple[str, str]]:
         except FileNotFoundError:
             out.append((rel, "missing"))
             continue
+        except OSError:  # a folder where the file goes, a file where its folder goes
+            out.append((rel, "not a file"))
+            continue
         if current != content:
             out.append((rel, "differs"))
     return out
 
 
 def write_outputs(plan: Plan, out_dir: Path) -> list[str]:
-    """Write the planned files whose bytes changed, each atomically; the relative paths written."""
-    written: list[str] = []
-    for rel, _reason in stale_files(plan, out_dir):
-        _write_atomic(out_dir / rel, plan.files[rel])
-        written.append(rel)
-    return written
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    # a reader (the runtime, CI) sees the old file or the new one, never half of one
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the planned files whose bytes changed, all in one swap of out_dir (see
+    output_dir.py); the relative paths written. OutputDirError when a path is in the way."""
+    stale = [rel for rel, _reason in stale_files(plan, out_dir)]
+    if stale:
+        swap_in(out_dir, {rel: plan.files[rel] for rel in stale})
+    return stale

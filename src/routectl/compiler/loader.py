@@ -38,6 +38,15 @@ for _first in "-+.0123456789":
 
 _ScalarNode = yaml.ScalarNode
 
+# Bounds on hostile input (a routing.yaml arrives in a pull request): the deepest nesting a
+# document may have (routing.yaml needs 6; `metadata` is free-form but a dashboard's, not a
+# program's), how many values anchors and aliases may add to the document when expanded (an alias
+# "bomb" of a few hundred bytes expands to billions), and the longest integer (Python refuses to
+# convert more than 4300 digits; no routing number needs more than 20).
+MAX_DEPTH = 64
+MAX_ALIAS_EXPANSION = 100_000
+MAX_INT_DIGITS = 100
+
 # libyaml's parser is several times faster on large files; the result is the same
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -173,6 +182,8 @@ _NO_KEY: Any = object()  # a mapping waiting for its next key
 
 def _scalar(loader: Any, tag: str, value: str, event: Any) -> Any:
     """The value of a resolved non-string scalar, as pyyaml's safe constructor builds it."""
+    if tag == _INT and len(value) > MAX_INT_DIGITS:
+        raise _Fallback  # the node path reports it
     if tag == _INT and _DECIMAL_INT.fullmatch(value):
         return int(value)
     if tag == _FLOAT and _DECIMAL_FLOAT.fullmatch(value):
@@ -247,6 +258,8 @@ def _build_from_events(loader: Any) -> Any:
             container[key] = value
             key = _NO_KEY
         if kind is not _ScalarEvent:
+            if len(stack) >= MAX_DEPTH:
+                raise _Fallback  # the node path reports it
             stack.append((container, key))
             container, key = value, _NO_KEY
     if type(get()) is not yaml.StreamEndEvent:
@@ -289,6 +302,14 @@ def _load_nodes(text: str, filename: str) -> Document:
         builder = _Builder(loader, doc)
         try:
             doc.data = builder.build(node, ())
+        except _Refused as exc:  # a bound was passed: one diagnostic, no data to check further
+            mark = exc.node.start_mark
+            doc.diagnostics.append(
+                Diagnostic(
+                    mark.line + 1, mark.column + 1, format_path(exc.path), exc.message, filename
+                )
+            )
+            doc.data = None
         except yaml.YAMLError as exc:  # e.g. an unknown tag such as !!python/object
             mark = getattr(exc, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -300,14 +321,56 @@ def _load_nodes(text: str, filename: str) -> Document:
     return doc
 
 
+class _Refused(Exception):
+    """The document passed one of the loader's bounds (depth, alias expansion)."""
+
+    def __init__(self, node: Any, path: PathKey, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.path = path
+        self.message = message
+
+
 class _Builder:
-    """Builds plain data from a node tree, recording marks and catching duplicate keys."""
+    """Builds plain data from a node tree, recording marks and catching duplicate keys.
+
+    Aliases share nodes in the tree, so a node built a second time is an alias's expansion: those
+    are counted, and past MAX_ALIAS_EXPANSION the build stops with a diagnostic at the alias."""
 
     def __init__(self, loader: Any, doc: Document) -> None:
         self._loader = loader
         self._doc = doc
+        self._seen: set[int] = set()
+        self._expanded = 0
+        # the innermost container written out (not reached through an alias): where an alias
+        # bomb is reported, since the alias itself leaves no mark in the node tree
+        self._written: list[tuple[Any, PathKey]] = []
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
+        if len(path) > MAX_DEPTH:
+            raise _Refused(node, path, f"nested deeper than {MAX_DEPTH} levels")
+        ident = id(node)
+        if ident in self._seen:
+            self._expanded += 1
+            if self._expanded > MAX_ALIAS_EXPANSION:
+                at, where = self._written[-1] if self._written else (node, path)
+                raise _Refused(
+                    at,
+                    where,
+                    f"YAML aliases here expand to more than {MAX_ALIAS_EXPANSION} values "
+                    "(an alias bomb?); write the values out",
+                )
+            return self._build(node, path)
+        self._seen.add(ident)
+        if isinstance(node, yaml.ScalarNode):
+            return self._build(node, path)
+        self._written.append((node, path))
+        try:
+            return self._build(node, path)
+        finally:
+            self._written.pop()
+
+    def _build(self, node: yaml.Node, path: PathKey) -> Any:
         if isinstance(node, yaml.MappingNode):
             if node.tag != "tag:yaml.org,2002:map":
                 self._error(node, path, f"unsupported YAML tag {node.tag!r}")
@@ -321,6 +384,8 @@ class _Builder:
             return node.value
         if tag == _TIMESTAMP:
             return node.value  # keep dates as written: the table is JSON, not Python objects
+        if tag == _INT and len(node.value) > MAX_INT_DIGITS:
+            raise _Refused(node, path, f"integer of {len(node.value)} characters is too large")
         return self._loader.construct_object(node)
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:

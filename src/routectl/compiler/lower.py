@@ -57,6 +57,7 @@ def _defaults(d: m.Defaults) -> t.Defaults:
         max_attempts=d.max_attempts,
         fallback_on=_conditions(d.fallback_on),
         allowed_fails=d.allowed_fails,
+        max_cooldown_s=float(d.max_cooldown_s),
         priority_user=d.priority.user,
         priority_organization=d.priority.organization,
         priority_platform=d.priority.platform,

@@ -127,6 +127,10 @@ class Defaults(_Strict):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = _TABLE_DEFAULTS.max_attempts
     fallback_on: list[FallbackCondition] = Field(default_factory=_default_fallback_on)
     allowed_fails: Annotated[int, Field(ge=1, le=1000)] = _TABLE_DEFAULTS.allowed_fails
+    # the longest cooldown an upstream's Retry-After can open (a far-future one is capped)
+    max_cooldown_s: Annotated[float, Field(ge=1, le=31_536_000)] = _as_written(
+        _TABLE_DEFAULTS.max_cooldown_s
+    )
 
 
 class Organization(_NoNulls):

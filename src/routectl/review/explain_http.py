@@ -15,6 +15,7 @@ from routectl.review.explain import explain_request
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.handlers import caller_of, read_body
 from routectl.runtime.keys import RUNTIME, SERVED
+from routectl.runtime.openapi import OPENAPI, answers, json_body, operation
 
 __all__ = ["mount_explain", "route_explain"]
 
@@ -40,3 +41,17 @@ async def route_explain(request: web.Request) -> web.StreamResponse:
 def mount_explain(app: web.Application) -> None:
     """Add `POST /v1/route/explain` to a runtime app."""
     app.router.add_post("/v1/route/explain", route_explain)
+    app[OPENAPI].add(
+        "/v1/route/explain",
+        "post",
+        operation(
+            "What /v1/chat/completions would do with this body; calls no provider",
+            answers(
+                {"type": "object", "additionalProperties": True},
+                (400, 401, 403, 404, 413),
+            ),
+            # any object: explain reports what is wrong with a request instead of refusing it
+            body=json_body({"type": "object", "additionalProperties": True}),
+            tags=("review",),
+        ),
+    )

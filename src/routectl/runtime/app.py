@@ -16,7 +16,12 @@ from routectl.runtime.ingress.anthropic_messages import ANTHROPIC_MESSAGES
 from routectl.runtime.keys import CONNECTIONS, FORMATS, RUNTIME
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
-from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_UPSTREAM_CONNECTIONS
+from routectl.runtime.openapi import OPENAPI, OpenAPI, describe_runtime, serve_openapi
+from routectl.runtime.options import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_UPSTREAM_CONNECTIONS,
+)
 from routectl.runtime.served import Runtime
 from routectl.runtime.state import Clock, RoutingState
 from routectl.table import RoutingTable
@@ -45,6 +50,8 @@ def create_app(
     connection_limit: int = DEFAULT_UPSTREAM_CONNECTIONS,
     access_log: AccessLog | None = None,
     mounts: Sequence[Mount] = (),
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    metrics_token: str | None = None,
 ) -> web.Application:
     """Build the app; `rng`, `clock` and `environ` are injectable for tests.
 
@@ -60,6 +67,8 @@ def create_app(
         environ=environ,
         max_body_bytes=max_body_bytes,
         table_path=table_path,
+        max_response_bytes=max_response_bytes,
+        metrics_token=metrics_token,
     )
     # track inside envelope: its 413 and its counts see the envelope's error shape and headers
     app = web.Application(middlewares=[envelope, track], client_max_size=max_body_bytes)
@@ -110,6 +119,9 @@ def create_app(
     r.add_get("/dashboard", dashboard.dashboard_page)
     r.add_get("/dashboard/dashboard.js", dashboard.dashboard_script)
     r.add_get("/dashboard/data", dashboard.dashboard_data)
+    app[OPENAPI] = OpenAPI()  # GET /openapi.json: every route above, and what mounts add
+    describe_runtime(app[OPENAPI], _COLLECTIONS)
+    r.add_get("/openapi.json", serve_openapi)
     for mount in mounts:
         mount(app)
     return app

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from routectl.runtime.badrequests import quiet_handlers
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
 from routectl.runtime.keys import CONNECTIONS, RUNTIME
@@ -322,7 +323,7 @@ class GuardedSite(web.BaseSite):
         assert isinstance(runner, web.AppRunner) and runner.server is not None
         conns = runner.app[CONNECTIONS]
         conns.start(self._limits)
-        make_inner = runner.server
+        make_inner = quiet_handlers(runner.server)  # parse errors quote no header
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: conns.protocol(make_inner),

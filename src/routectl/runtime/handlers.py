@@ -18,6 +18,7 @@ from routectl.runtime.ingress.openai_embeddings import parse_embeddings_request
 from routectl.runtime.ingress.openai_responses import parse_responses_request
 from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
 from routectl.runtime.kinds import require_kind
+from routectl.runtime.metrics_access import check_metrics_token, public_values, public_view
 from routectl.runtime.plan import plan_request
 from routectl.runtime.record import note_route
 from routectl.runtime.request import Call
@@ -212,6 +213,7 @@ async def managed_as_code(request: web.Request) -> web.StreamResponse:
         "managed_as_code",
         405,
         "Collections are managed as code: change routing.yaml and deploy the compiled table",
+        headers={"Allow": "GET"},
     )
 
 
@@ -233,6 +235,11 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    """Prometheus text format."""
-    body = request.app[RUNTIME].metrics.render()
+    """Prometheus text format: every series with the metrics token, else the public ones
+    (runtime/metrics_access.py)."""
+    rt = request.app[RUNTIME]
+    full = check_metrics_token(rt.metrics_token, request.headers.get("Authorization", ""))
+    body = rt.metrics.render()
+    if not full:
+        body = public_view(body, public_values(request[SERVED].table))
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -71,7 +71,10 @@ def _http_error(exc: web.HTTPException, max_body: int) -> RoutingError:
             "request_too_large", 413, f"Request body is larger than {max_body} bytes"
         )
     code = _HTTP_CODES.get(exc.status, "http_error")
-    return RoutingError(code, exc.status, exc.reason)
+    headers = None
+    if isinstance(exc, web.HTTPMethodNotAllowed):  # RFC 9110: a 405 names what is allowed
+        headers = {"Allow": ", ".join(sorted(exc.allowed_methods))}
+    return RoutingError(code, exc.status, exc.reason, headers=headers)
 
 
 @web.middleware

@@ -96,8 +96,21 @@ def no_candidates(plan: RoutePlan) -> RoutingError:
     )
 
 
-def exhausted(attempts: list[dict[str, Any]], state: RoutingState) -> RoutingError:
-    """The error when every candidate was tried and failed (`attempts` as booked)."""
+def exhausted(
+    attempts: list[dict[str, Any]], state: RoutingState, auth_failures: int = 0
+) -> RoutingError:
+    """The error when every candidate was tried and failed (`attempts` as booked;
+    `auth_failures` of them refused the gateway's credentials)."""
+    if auth_failures and auth_failures == len(attempts):
+        # no retry helps until the operator fixes the key (the connection is unavailable now)
+        return RoutingError(
+            "upstream_auth_error",
+            502,
+            "The upstream refused the gateway's credentials for this model; "
+            "the operator has been told (the connection is marked unavailable)",
+            {"attempts": attempts},
+            headers=_NO_RETRY,
+        )
     if attempts and all(a.get("status") == 429 for a in attempts):
         now = state.clock()
         ends = [

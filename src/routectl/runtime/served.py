@@ -20,7 +20,7 @@ from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint
 from routectl.runtime.index import TableIndex
 from routectl.runtime.metrics import Metrics
-from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
+from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
 from routectl.runtime.state import RoutingState
 from routectl.runtime.usage import Usage
 from routectl.table import RoutingTable, TableError, load_table
@@ -125,6 +125,8 @@ class Runtime:
         environ: Mapping[str, str] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         table_path: str | Path | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        metrics_token: str | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
@@ -132,6 +134,8 @@ class Runtime:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.max_body_bytes = max_body_bytes
         self.table_path = table_path
+        self.max_response_bytes = max_response_bytes
+        self.metrics_token = metrics_token  # /metrics needs it as a bearer token when set
         self.session: aiohttp.ClientSession | None = None
         self.draining = False  # stopping (SIGTERM): /readyz answers 503, see runtime/server.py
         self.last_reload: dict[str, Any] | None = None  # the last reload's outcome, for /readyz
@@ -166,15 +170,21 @@ class Runtime:
         try:
             table = load_table(target)
         except TableError as exc:
-            self.metrics.reloads.labels("refused").inc()
-            self.last_reload = {"result": "refused", "error": str(exc), "at": round(time.time())}
-            log.error("routing table reload refused, still serving %s: %s", self.served.sha, exc)
-            return False
+            return self._refused(str(exc))
         if table.sha256 == self.served.sha:  # a repeated SIGHUP, a watch's first look, a revert
             if self.last_reload is not None and self.last_reload["result"] == "refused":
                 log.info("routing table file is the served one again (%s)", table.sha256)
             self.last_reload = {"result": "unchanged", "at": round(time.time())}
             return True
-        self.reload(table)
+        try:
+            self.reload(table)
+        except Exception as exc:  # a table the runtime cannot serve: refused like a bad file
+            return self._refused(f"cannot serve it: {type(exc).__name__}: {exc}")
         self.last_reload = {"result": "ok", "at": round(time.time())}
         return True
+
+    def _refused(self, why: str) -> bool:
+        self.metrics.reloads.labels("refused").inc()
+        self.last_reload = {"result": "refused", "error": why, "at": round(time.time())}
+        log.error("routing table reload refused, still serving %s: %s", self.served.sha, why)
+        return False

@@ -26,6 +26,7 @@ from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.app import Mount, create_app
 from routectl.runtime.connections import GuardedSite, ServerLimits, raise_fd_limit
 from routectl.runtime.keys import CONNECTIONS, RUNTIME
+from routectl.runtime.options import DEFAULT_MAX_RESPONSE_BYTES
 from routectl.runtime.watch import WATCH_INTERVAL, TableWatcher
 from routectl.table import RoutingTable
 
@@ -64,6 +65,8 @@ class Worker:
     drain_seconds: float = 30.0  # SIGTERM: the longest wait for requests in flight
     limits: ServerLimits = field(default_factory=ServerLimits)  # client timeouts and the cap
     supervisor: int | None = None  # the pid of the supervisor of --workers N, which forked this
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a larger upstream body: 502
+    metrics_token: str | None = None  # --metrics-token: /metrics needs it
 
 
 # After a drain (or its deadline), the most aiohttp waits for a handler before cancelling it
@@ -79,6 +82,8 @@ async def _serve(w: Worker) -> None:
         table_path=w.table_path,
         access_log=access_log,
         mounts=w.mounts,
+        max_response_bytes=w.max_response_bytes,
+        metrics_token=w.metrics_token,
     )
     # the table and its index live as long as the process: keep the collector from re-scanning them
     gc.collect()

@@ -9,6 +9,7 @@ and deployments that still exist (`carry_over`).
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -40,9 +41,15 @@ LATENCY_ALPHA = 0.3  # weight of the newest sample in the moving average
 _MAX_LB_ROUTES = 10_000  # request-level load balancers are keyed by client input: bound them
 
 
+_LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
 def format_time(ts: float) -> str:
-    """Epoch seconds as an ISO-8601 UTC timestamp (what error reasons show)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Epoch seconds as an ISO-8601 UTC timestamp (what error reasons show); a time past what a
+    date can hold (no cooldown reaches it: they are capped) shows as the last second of 9999."""
+    if not math.isfinite(ts) or ts > _LAST_SECOND:
+        ts = _LAST_SECOND
+    return datetime.fromtimestamp(max(ts, 0.0), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +77,13 @@ class RoutingState:
         rng: random.Random | None = None,
         cooldown_s: float = _DEFAULTS.cooldown_s,
         allowed_fails: int = _DEFAULTS.allowed_fails,
+        max_cooldown_s: float = _DEFAULTS.max_cooldown_s,
     ) -> None:
         self.clock: Clock = clock or time.time
         self.rng = rng or random.Random()
         self.cooldown_s = cooldown_s
         self.allowed_fails = allowed_fails
+        self.max_cooldown_s = max_cooldown_s
         # route key -> key of the member chosen last
         self.rr_last: dict[str, str] = {}
         # route key -> member key -> smooth-WRR current weight (integers: exact splits); the
@@ -108,6 +117,7 @@ class RoutingState:
         """Adopt a table's defaults and read which connections lack credentials."""
         self.cooldown_s = table.defaults.cooldown_s
         self.allowed_fails = table.defaults.allowed_fails
+        self.max_cooldown_s = table.defaults.max_cooldown_s
         self.unavailable = connection_problems(table, os.environ if environ is None else environ)
         self.prepared = {}
 
@@ -156,6 +166,13 @@ class RoutingState:
         cd = self.cooldown_of(connection_id, model_id, now)
         return cd.describe() if cd is not None else None
 
+    def mark_unavailable(self, connection_id: str, why: str) -> None:
+        """The upstream refused the connection's credentials: unavailable, like a connection
+        whose key is unset, until a reload or restart re-reads the environment."""
+        if self.unavailable.get(connection_id) != why:
+            self.unavailable = {**self.unavailable, connection_id: why}
+            self.prepared = {}  # per-route preparations exclude unavailable connections
+
     def prune_cooldowns(self, now: float) -> bool:
         """Forget expired cooldowns; True when some deployment still cools down."""
         expired = [k for k, cd in self.cooldowns.items() if cd.until <= now]
@@ -171,11 +188,13 @@ class RoutingState:
     def record_rate_limit(
         self, connection_id: str, model_id: str, retry_after_s: float | None, now: float
     ) -> Cooldown:
-        """A 429: cool the deployment down for Retry-After seconds (or cooldown_s)."""
-        seconds = (
-            retry_after_s if retry_after_s is not None and retry_after_s > 0 else self.cooldown_s
-        )
-        cd = Cooldown(now + seconds, "rate_limited")
+        """A 429: cool the deployment down for Retry-After seconds (or cooldown_s when it is
+        missing, unparsable, not positive or not finite), never longer than max_cooldown_s."""
+        if retry_after_s is None or not 0 < retry_after_s < math.inf:
+            seconds = self.cooldown_s
+        else:
+            seconds = retry_after_s
+        cd = Cooldown(now + min(seconds, self.max_cooldown_s), "rate_limited")
         self.cooldowns[(connection_id, model_id)] = cd
         return cd
 

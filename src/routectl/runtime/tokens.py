@@ -14,6 +14,7 @@ from aiohttp import web
 
 from routectl.runtime.dialects import Attempt
 from routectl.runtime.plan import Candidate, RoutePlan
+from routectl.runtime.replies import AUTH_STATUSES, TooLarge, is_redirect, read_limited
 from routectl.runtime.request import Call
 from routectl.runtime.served import Runtime, ServedTable
 
@@ -57,10 +58,13 @@ async def _upstream(
     try:
         reply = await sent
         try:
-            body = await reply.read()
+            # a redirect or a refused key is the gateway's problem: answer with the estimate
+            if is_redirect(reply.status) or reply.status in AUTH_STATUSES:
+                return None
+            body = await read_limited(reply, rt.max_response_bytes)
         finally:
             reply.release()
-    except (TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, aiohttp.ClientError, TooLarge):
         return None
     if reply.status == 429 or reply.status >= 500:
         return None

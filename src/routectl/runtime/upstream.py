@@ -11,6 +11,7 @@ how to answer the client is its format's (`runtime/ingress/`).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Coroutine
 from email.utils import parsedate_to_datetime
@@ -27,6 +28,14 @@ from routectl.runtime.fields import routing_fields
 from routectl.runtime.keys import STARTED
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.refusals import exhausted
+from routectl.runtime.replies import (
+    AUTH_STATUSES,
+    EventBound,
+    TooLarge,
+    is_event_stream,
+    is_redirect,
+    read_limited,
+)
 from routectl.runtime.request import Call
 from routectl.runtime.retry import SHOULD_RETRY, status_retries
 from routectl.runtime.served import Runtime, ServedTable
@@ -56,6 +65,7 @@ class _Failure(Exception):
         content_type: str = _JSON,
         retry_after: float | None = None,
         native: bool = True,
+        error: str | None = None,
     ) -> None:
         super().__init__(kind)
         self.kind = kind  # "429", "500", ... or "timeout" / "connect_error"
@@ -64,26 +74,42 @@ class _Failure(Exception):
         self.content_type = content_type
         self.retry_after = retry_after
         self.native = native  # the body is in the client's format (else the format translates it)
+        # a reply the gateway refuses to pass on (booked as a 502 with no status): its name
+        self.error = error
 
     @property
     def reason(self) -> str:
         """The `_fallback_reason` text."""
+        if self.error is not None:
+            return self.error
         if self.kind == "429":
             return "rate_limited"
         return self.kind if self.status is None else f"upstream_{self.status}"
 
 
+def _bad_reply(error: str) -> _Failure:
+    """A reply that is no answer (a redirect, too large, not JSON): a bad gateway, booked and
+    retried as an upstream 502 is, without its body."""
+    return _Failure("502", error=error)
+
+
+class _AuthFailure(_Failure):
+    """The upstream refused the connection's credentials (401/403)."""
+
+
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta or HTTP date); None when unusable (the state
+    caps what it gets at max_cooldown_s)."""
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(value).timestamp() - time.time()
-    except (TypeError, ValueError):
-        return None
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _chosen_headers(
@@ -167,12 +193,25 @@ class _Forwarder:
         first = plan.candidates[0]
         reason: str | None = None
         rec = self.rec
+        auth_failures = 0
         for cand in plan.candidates:
             rec["selected_model"] = cand.model_id
             rec["connection"] = cand.connection_id
             rec["attempts"] = len(self.attempts) + 1
             try:
                 return await self._attempt(cand, first, reason)
+            except _AuthFailure as failure:
+                # the connection's key, not the request: it goes unavailable and the next
+                # candidate (another connection) may serve
+                self._book(cand, failure)
+                self.rt.state.mark_unavailable(
+                    cand.connection_id,
+                    f"credentials refused by the upstream (HTTP {failure.status})",
+                )
+                auth_failures += 1
+                if reason is None:
+                    reason = rec["fallback_reason"] = "upstream_auth_error"
+                continue
             except _Failure as failure:
                 self._book(cand, failure)
                 if failure.kind not in self.route.fallback_on:
@@ -181,7 +220,7 @@ class _Forwarder:
                     reason = rec["fallback_reason"] = failure.reason
                 self.rt.metrics.fallbacks.labels(cand.model_id, reason).inc()
         rec["selected_model"] = rec["connection"] = None
-        raise exhausted(self.attempts, self.rt.state)
+        raise exhausted(self.attempts, self.rt.state, auth_failures)
 
     # ---------------------------------------------------------------- health bookkeeping
 
@@ -190,7 +229,7 @@ class _Forwarder:
         if failure.status is not None:
             attempt["status"] = failure.status
         else:
-            attempt["error"] = failure.kind
+            attempt["error"] = failure.error or failure.kind
         if not self.attempts:  # the record lists the failed attempts (request_logs.attempts)
             self.rec["failed_attempts"] = self.attempts
         self.attempts.append(attempt)
@@ -208,7 +247,7 @@ class _Forwarder:
             raise RoutingError(
                 "upstream_error",
                 502,
-                f"Upstream {failure.kind}",
+                f"Upstream {failure.error or failure.kind}",
                 {"attempts": self.attempts},
             )
         ctype = failure.content_type.split(";")[0] or _JSON
@@ -257,12 +296,19 @@ class _Forwarder:
             raise _Failure("timeout") from None
         except aiohttp.ClientError:
             raise _Failure("connect_error") from None
+        limit = self.rt.max_response_bytes
         try:
+            if is_redirect(reply.status):
+                raise _bad_reply("upstream_redirect")
+            if reply.status in AUTH_STATUSES:
+                raise _AuthFailure(str(reply.status), reply.status)  # its body is never read
             if reply.status >= 400:
                 try:
-                    raw = await reply.read()
+                    raw = await read_limited(reply, limit)
                 except TimeoutError:
                     raise _Failure("timeout") from None
+                except TooLarge:
+                    raise _bad_reply("response_too_large") from None
                 except aiohttp.ClientError:
                     raw = b""
                 raise _Failure(
@@ -274,16 +320,20 @@ class _Forwarder:
                     native,
                 )
             if call.stream:
+                if not is_event_stream(reply.headers.get("Content-Type", "")):
+                    raise _bad_reply("invalid_stream")  # an HTML page is no stream of events
                 if native:
                     translate = call.format.relay(call, cand.model_id)
                 else:
                     upstream = dialect.translator(attempt, call.include_usage)
                     translate = self._translator(cand, upstream)
-                return await self._stream(cand, reply, started, translate)
+                return await self._stream(cand, reply, started, translate, limit)
             try:
-                raw = await reply.read()
+                raw = await read_limited(reply, limit)
             except TimeoutError:
                 raise _Failure("timeout") from None
+            except TooLarge:
+                raise _bad_reply("response_too_large") from None
             except aiohttp.ClientError:
                 raise _Failure("connect_error") from None
             self._measured(cand, time.perf_counter() - started)
@@ -291,13 +341,8 @@ class _Forwarder:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 data = None
-            if not isinstance(data, dict):  # not JSON: pass it on untouched
-                ctype = reply.headers.get("Content-Type", _JSON).split(";")[0] or _JSON
-                return web.Response(
-                    status=reply.status,
-                    body=raw,
-                    headers=_chosen_headers(served, self.rid, cand, ctype),
-                )
+            if not isinstance(data, dict):  # a "success" that is no answer (an HTML page...)
+                raise _bad_reply("invalid_json")
             fmt = call.format
             if not native:
                 data = fmt.answer(dialect.decode(data, attempt))
@@ -345,13 +390,18 @@ class _Forwarder:
         reply: Reply,
         started: float,
         translate: ChunkTranslator | None,
+        limit: int,
     ) -> web.StreamResponse:
         content = reply.content
+        bound = EventBound(limit)
         # wait for the first bytes before answering: until then a failure can still fall back
         try:
             chunk = await content.readany()
+            bound.feed(chunk)
         except TimeoutError:
             raise _Failure("timeout") from None
+        except TooLarge:
+            raise _bad_reply("response_too_large") from None
         except aiohttp.ClientError:
             raise _Failure("connect_error") from None
         if not chunk:
@@ -375,6 +425,7 @@ class _Forwarder:
                 if chunk:
                     await out.write(chunk)
                 chunk = await content.readany()
+                bound.feed(chunk)
             if translate is not None:
                 await self._translated_end(cand, out, translate)
         except asyncio.CancelledError:
@@ -387,12 +438,17 @@ class _Forwarder:
             self.rec["status"] = 499
             reply.close()
             return out
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, TooLarge) as exc:
             # past the first byte there is no fallback: tell the client in-band and end the stream
-            failure = _Failure("timeout" if isinstance(exc, TimeoutError) else "connect_error")
+            if isinstance(exc, TooLarge):
+                failure = _bad_reply("response_too_large")
+                reply.close()  # the rest of the stream is not wanted
+            else:
+                failure = _Failure("timeout" if isinstance(exc, TimeoutError) else "connect_error")
             self._book(cand, failure)
-            error = RoutingError("upstream_error", 502, f"upstream stream {failure.kind}")
-            self.rec["stream_error"] = failure.kind
+            what = failure.error or failure.kind
+            error = RoutingError("upstream_error", 502, f"upstream stream {what}")
+            self.rec["stream_error"] = what
             try:
                 await out.write(self.call.format.stream_error(error))
             except ConnectionResetError:

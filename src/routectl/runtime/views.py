@@ -100,7 +100,10 @@ def collection_detail(
             reason = "; ".join(dict.fromkeys(str(x["reason"]) for x in conns))
         else:
             reason = None
-        avg = state.latency.get(m.model_id)
+        # the latency of the deployments this caller may use, never the model's average over
+        # every deployment (which would show other users' private connections)
+        seen = [x["latency_ms"] for x in conns if isinstance(x["latency_ms"], float)]
+        latency_ms = round(sum(seen) / len(seen), 3) if seen else None
         models.append(
             {
                 "model": m.model,
@@ -118,7 +121,7 @@ def collection_detail(
                 "health": {
                     "available": reason is None,
                     "reason": reason,
-                    "latency_ms": round(avg * 1000, 3) if avg is not None else None,
+                    "latency_ms": latency_ms,
                     "connections": conns,
                 },
             }

@@ -260,6 +260,7 @@ _DEFAULT_FIELDS = (
     "priority_user",
     "priority_organization",
     "priority_platform",
+    "max_cooldown_s",
 )
 _CONNECTION_FIELDS = ("base_url", "api_key_env", "upstream_names")
 

@@ -355,6 +355,7 @@ class AnthropicDialect(HttpDialect):
             data=self.encode(attempt),
             headers=attempt_headers(endpoint, attempt),
             timeout=timeout,
+            allow_redirects=False,  # a 3xx is an upstream failure: never re-send key and prompt
         )
 
     def decode(self, data: dict[str, Any], attempt: Attempt) -> dict[str, Any]:

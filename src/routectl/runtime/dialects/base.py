@@ -190,6 +190,7 @@ class HttpDialect:
             data=self.encode(attempt),
             headers=attempt_headers(endpoint, attempt),
             timeout=timeout,
+            allow_redirects=False,  # a 3xx is an upstream failure: never re-send key and prompt
         )
 
     def count_tokens(

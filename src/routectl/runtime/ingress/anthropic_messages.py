@@ -19,6 +19,7 @@ from routectl.runtime.dialects.anthropic_stream import usage_of
 from routectl.runtime.dialects.stream import ChunkTranslator
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.chat_to_messages import error_type, to_message
+from routectl.runtime.ingress.depth import check_depth
 from routectl.runtime.ingress.messages_stream import ChunkEvents, NativeWatch, error_event
 from routectl.runtime.ingress.messages_to_chat import to_chat
 from routectl.runtime.plan import RequestFacts
@@ -197,6 +198,7 @@ def _load(raw: bytes) -> dict[str, Any]:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
+    check_depth(raw, body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' is required and must be a non-empty list")

@@ -8,6 +8,7 @@ import orjson
 
 from routectl.runtime.dialects.stream import ChunkTranslator
 from routectl.runtime.errors import RoutingError
+from routectl.runtime.ingress.depth import check_depth
 from routectl.runtime.ingress.openai_errors import openai_error_body, openai_foreign_error
 from routectl.runtime.ingress.openai_stream import ModelStamp
 from routectl.runtime.plan import RequestFacts
@@ -103,6 +104,7 @@ def parse_chat_request(raw: bytes) -> Call:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
+    check_depth(raw, body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' is required and must be a non-empty list")

@@ -1,0 +1,81 @@
+"""What an upstream reply may be before the gateway trusts it (issue 13): never a redirect, never
+larger than `--max-response-bytes` (a whole body, or one event of a stream), and a refusal of the
+connection's credentials is the connection's problem, not the caller's. Pure helpers the upstream
+walk calls where it reads a reply."""
+
+from __future__ import annotations
+
+from routectl.runtime.dialects import Reply
+
+__all__ = [
+    "AUTH_STATUSES",
+    "EventBound",
+    "TooLarge",
+    "is_event_stream",
+    "is_redirect",
+    "read_limited",
+]
+
+# An upstream that answers these refused the connection's key (OpenAI: 401 invalid key, 403 a
+# key without access to the project or model; Anthropic: 401 authentication_error, 403
+# permission_error). Its body may echo part of the key: it never reaches the client.
+AUTH_STATUSES = frozenset((401, 403))
+
+
+class TooLarge(Exception):
+    """A reply (or one event of a stream) past the response limit."""
+
+
+def is_event_stream(content_type: str) -> bool:
+    """A streamed answer must be server-sent events: a 200 of another type (a proxy's HTML
+    page, a JSON answer that ignored `stream`) is no answer to relay as a stream."""
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
+def is_redirect(status: int) -> bool:
+    """A 3xx: the gateway never follows one (it would re-send the key and the prompt to another
+    origin) and never passes one on as the model's answer."""
+    return 300 <= status < 400
+
+
+async def read_limited(reply: Reply, limit: int) -> bytes:
+    """The whole body, or TooLarge as soon as it passes `limit` bytes (a declared
+    Content-Length over it is refused before anything is read)."""
+    declared = reply.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    parts: list[bytes] = []
+    size = 0
+    content = reply.content
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            return b"".join(parts)
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        parts.append(chunk)
+
+
+class EventBound:
+    """Bounds each server-sent event of a relayed stream: the bytes since the last event end
+    (a blank line) may not pass `limit`. One rfind per chunk; events are never split or copied."""
+
+    __slots__ = ("limit", "pending")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending = 0  # bytes of the event not yet ended
+
+    def feed(self, chunk: bytes) -> None:
+        """Account for `chunk`; TooLarge when an event grows past the limit."""
+        end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n"))
+        if end < 0:
+            self.pending += len(chunk)
+        else:
+            # the event before `end` closed inside this chunk: it may still have been too big
+            if self.pending + end > self.limit:
+                raise TooLarge
+            self.pending = len(chunk) - end - 2
+        if self.pending > self.limit:
+            raise TooLarge
