@@ -31,6 +31,7 @@ from routectl.compiler.validate.handles import (
     check_org_members,
 )
 from routectl.compiler.validate.index import Index, build_index
+from routectl.compiler.validate.limits import check_affinity_keys, check_limits
 from routectl.compiler.validate.members import check_members
 from routectl.compiler.validate.models import check_model_providers
 from routectl.compiler.validate.names import RESERVED_HANDLES, RESERVED_NAMES, split_member_model
@@ -70,6 +71,8 @@ CHECKS: tuple[Check, ...] = (
     check_alias_collisions,
     check_auto_aliases,
     check_members,
+    check_limits,
+    check_affinity_keys,
 )
 
 
