@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from routectl.runtime.affinity import affinity_facts
 from routectl.runtime.auth import Caller
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.index import TableIndex
@@ -132,7 +134,14 @@ def _explain_plan(
             if why is not None:
                 skipped.append({"member": m.model, "connection": c.id, "reason": why})
     failure = None if plan.candidates else plan.error()
+    affinity = None
+    if "_affinity_key_hash" in plan.info and plan.candidates:
+        affinity = {
+            "key_hash": plan.info["_affinity_key_hash"],
+            "member": plan.candidates[0].member.model,
+        }
     return {
+        "affinity": affinity,
         "candidates": candidates,
         "eligible": eligible,
         "excluded": [_split(r) for r in plan.excluded],
@@ -172,6 +181,8 @@ def _explain_route(
     out: dict[str, Any],
 ) -> dict[str, Any]:
     route = resolution.route
+    if route.collection is None or route.collection.affinity is None:
+        facts = replace(facts, affinity_hash=None)  # a key means nothing without affinity
     plan = plan_request(index, state, caller, route, facts, commit=False)
     out["resolution"] = {
         "rule": _RULES[resolution.rule],
@@ -179,6 +190,7 @@ def _explain_route(
         "collection": route.collection.name if route.collection else None,
         "strategy": route.strategy,
         "total_members": len(route.members),
+        "affinity_key": route.collection.affinity if route.collection else None,
     }
     out.update(_explain_plan(index, state, caller, plan))
     return out
@@ -213,4 +225,5 @@ def explain_request(
         resolution = route_for(index, caller, call.model, call.load_balancer, call.overrides)
     except RoutingError as exc:
         return _error(out, exc)
-    return _explain_route(index, peek_state(state), caller, resolution, call.facts, out)
+    facts = affinity_facts(resolution.route, call.facts, {}, caller.handle, call.body)
+    return _explain_route(index, peek_state(state), caller, resolution, facts, out)

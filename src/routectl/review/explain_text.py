@@ -35,6 +35,17 @@ def render_explanation(data: dict[str, Any]) -> str:
             f"resolves: {resolution['rule']} -> {target}, strategy {resolution['strategy']}, "
             f"up to {data['max_attempts']} attempt(s)"
         )
+    affinity = data.get("affinity")
+    if affinity is not None:
+        lines.append(
+            f"affinity: session key hash {affinity['key_hash']} -> {affinity['member']} "
+            "(rendezvous hashing over the eligible members; the strategy's order follows)"
+        )
+    elif resolution is not None and resolution.get("affinity_key"):
+        lines.append(
+            f"affinity: by {resolution['affinity_key']}; this request has no key, "
+            "so the strategy alone decides"
+        )
     if data["candidates"]:
         lines += ["", "candidates, in the order they are tried:"]
         seen: set[str] = set()

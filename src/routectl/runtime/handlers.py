@@ -7,6 +7,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from routectl.runtime.access import visible_collections
+from routectl.runtime.affinity import affinity_facts
 from routectl.runtime.auth import Caller, authenticate
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.anthropic_messages import (
@@ -95,7 +96,8 @@ async def _routed(request: web.Request, caller: Caller, call: Call) -> web.Strea
     rec = request[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
     route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
-    plan = plan_request(served.index, rt.state, caller, route, call.facts)
+    facts = affinity_facts(route, call.facts, request.headers, caller.handle, call.body)
+    plan = plan_request(served.index, rt.state, caller, route, facts)
     if not plan.candidates:
         raise plan.error()
     plan = translatable(plan, call, served)
