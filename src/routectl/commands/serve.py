@@ -68,6 +68,15 @@ def register(group: click.Group) -> None:
         type=click.IntRange(0),
         help="On SIGTERM, the longest wait for requests in flight (streams included).",
     )
+    @click.option(
+        "--redis-url",
+        envvar="ROUTECTL_REDIS_URL",
+        show_envvar=True,
+        metavar="URL",
+        help="Keep routing.yaml's limits in this Redis, shared by every replica "
+        "(redis://host:6379/0; needs `pip install 'routectl[redis]'`). Without it each "
+        "process counts alone.",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -76,12 +85,14 @@ def register(group: click.Group) -> None:
         workers: int,
         max_body_bytes: int,
         drain_seconds: int,
+        redis_url: str | None,
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
         # imported here: every other command (compile in CI) skips the runtime's imports
         from routectl.review.explain_http import mount_explain
         from routectl.runtime import server
+        from routectl.runtime.limits.settings import limit_settings_for
         from routectl.table import TableError, load_table
 
         server.remember_early_hup()  # inherited by forked workers until their loop takes SIGHUP
@@ -90,6 +101,10 @@ def register(group: click.Group) -> None:
         except TableError as exc:
             raise click.ClickException(str(exc)) from exc
         server.setup_logging()
+        try:
+            limit_settings = limit_settings_for(redis_url)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
         worker = server.Worker(
             table,
             table_path,
@@ -99,6 +114,7 @@ def register(group: click.Group) -> None:
             mounts=(mount_explain,),
             watch=watch,
             drain_seconds=drain_seconds,
+            limit_settings=limit_settings,
         )
         status = server.run(worker, workers)
         if status:

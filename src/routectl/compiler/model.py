@@ -237,8 +237,8 @@ class Limit(_NoNulls):
 
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
     tokens_per_minute: Annotated[int, Field(ge=1, le=1_000_000_000_000)] | None = None
-    usd_per_day: Annotated[float, Field(gt=0, le=1_000_000_000)] | None = None
-    usd_per_month: Annotated[float, Field(gt=0, le=1_000_000_000)] | None = None
+    usd_per_day: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    usd_per_month: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     fail: Literal["open", "closed"] = Field(
         default="open",
         description="when the shared store (serve --redis-url) cannot answer: `open` admits "

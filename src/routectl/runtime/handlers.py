@@ -15,10 +15,12 @@ from routectl.runtime.ingress.anthropic_messages import (
     parse_messages_request,
 )
 from routectl.runtime.ingress.openai_chat import parse_chat_request
-from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.keys import ANSWER_HEADERS, LIMITS, RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.limits.usage import watch_usage
 from routectl.runtime.plan import plan_request
 from routectl.runtime.request import Call
 from routectl.runtime.resolve import resolve, route_for
+from routectl.runtime.routes import Route
 from routectl.runtime.tokens import count_tokens
 from routectl.runtime.translatable import translatable
 from routectl.runtime.upstream import forward
@@ -91,11 +93,36 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def _routed(request: web.Request, caller: Caller, call: Call) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
     served = request[SERVED]
     rec = request[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
     route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
+    limiter = request.app[LIMITS]
+    rules = limiter.rules_for(served.table, caller, route)
+    if rules is None:
+        return await _planned(request, caller, call, route)
+    # routing.yaml's limits, before anything else: a refused request (429) moves no cursor
+    ticket = await limiter.admit(rules, call.facts)
+    if ticket is None:  # the backend could not answer and the limits fail open
+        return await _planned(request, caller, call, route)
+    request[ANSWER_HEADERS] = ticket.headers
+    if ticket.charges:  # tokens or spend: the stream's usage is needed for the settlement
+        call = watch_usage(call)
+    failed = True
+    try:
+        resp = await _planned(request, caller, call, route)
+        failed = resp.status >= 400
+        return resp
+    finally:
+        limiter.settle(ticket, rec, failed)
+
+
+async def _planned(
+    request: web.Request, caller: Caller, call: Call, route: Route
+) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    served = request[SERVED]
+    rec = request[RECORD]
     facts = affinity_facts(route, call.facts, request.headers, caller.handle, call.body)
     plan = plan_request(served.index, rt.state, caller, route, facts)
     if not plan.candidates:

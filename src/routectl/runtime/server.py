@@ -26,6 +26,7 @@ from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.app import Mount, create_app
 from routectl.runtime.connections import GuardedSite, ServerLimits, raise_fd_limit
 from routectl.runtime.keys import CONNECTIONS, RUNTIME
+from routectl.runtime.limits import LimitSettings
 from routectl.runtime.watch import WATCH_INTERVAL, TableWatcher
 from routectl.table import RoutingTable
 
@@ -64,6 +65,7 @@ class Worker:
     drain_seconds: float = 30.0  # SIGTERM: the longest wait for requests in flight
     limits: ServerLimits = field(default_factory=ServerLimits)  # client timeouts and the cap
     supervisor: int | None = None  # the pid of the supervisor of --workers N, which forked this
+    limit_settings: LimitSettings = field(default_factory=LimitSettings)  # --redis-url
 
 
 # After a drain (or its deadline), the most aiohttp waits for a handler before cancelling it
@@ -79,6 +81,7 @@ async def _serve(w: Worker) -> None:
         table_path=w.table_path,
         access_log=access_log,
         mounts=w.mounts,
+        limits=w.limit_settings,
     )
     # the table and its index live as long as the process: keep the collector from re-scanning them
     gc.collect()

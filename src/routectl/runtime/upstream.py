@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.fields import routing_fields
+from routectl.runtime.keys import ANSWER_HEADERS
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.request import Call
 from routectl.runtime.served import Runtime, ServedTable
@@ -365,6 +366,9 @@ class _Forwarder:
             self.served, self.rid, cand, ctype or _SSE, self.call.format.id_header
         )
         headers["Cache-Control"] = "no-cache"
+        extra = self.request.get(ANSWER_HEADERS)
+        if extra:
+            headers.update(extra)
         out = _EventStream(status=reply.status, headers=headers)
         await out.prepare(self.request)
         try:
