@@ -22,13 +22,15 @@ from routectl.runtime.index import TableIndex
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.plan import RequestFacts, RoutePlan, plan_request
 from routectl.runtime.resolve import Resolution, Rule, route_for
+from routectl.runtime.routes import Route
 from routectl.runtime.state import RoutingState
-from routectl.table import RoutingTable
+from routectl.table import Limit, RoutingTable
 
 __all__ = [
     "explain_model",
     "explain_request",
     "fresh_state",
+    "limits_of",
     "peek_state",
     "simulated_environ",
 ]
@@ -193,6 +195,34 @@ def _explain_route(
         "affinity_key": route.collection.affinity if route.collection else None,
     }
     out.update(_explain_plan(index, state, caller, plan))
+    out["limits"] = limits_of(index.table, caller, route)
+    return out
+
+
+_LIMIT_SCOPES = (("users", "user"), ("organizations", "organization"))
+
+
+def limits_of(table: RoutingTable, caller: Caller, route: Route) -> list[dict[str, Any]]:
+    """The routing.yaml limits a request of `caller` to `route` is checked against, in the
+    runtime's order: the caller's, each of its organizations', the collection's."""
+    limits = table.limits
+    owners: list[tuple[str, str, Limit | None]] = [
+        ("user", caller.handle, limits.users.get(caller.handle)),
+        *(("organization", org, limits.organizations.get(org)) for org in caller.organizations),
+    ]
+    if route.collection is not None:
+        name = route.collection.name
+        owners.append(("collection", name, limits.collections.get(name)))
+    out = []
+    for scope, subject, limit in owners:
+        if limit is None:
+            continue
+        entry: dict[str, Any] = {"scope": scope, "subject": subject}
+        for key in ("requests_per_minute", "tokens_per_minute", "usd_per_day", "usd_per_month"):
+            if getattr(limit, key) is not None:
+                entry[key] = getattr(limit, key)
+        entry["fail"] = limit.fail
+        out.append(entry)
     return out
 
 
