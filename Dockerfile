@@ -25,10 +25,11 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# `pip install .` is the runtime (pyproject.toml); pip and setuptools are not needed at run time;
+# `pip install .` is the runtime (pyproject.toml), with the Redis client for `serve --redis-url`
+# (shared limits across replicas); pip and setuptools are not needed at run time;
 # bytecode compiled here and valid whatever the files' times (the root filesystem is read-only)
 RUN python3 -m venv /opt/routectl \
- && /opt/routectl/bin/pip install --no-compile . \
+ && /opt/routectl/bin/pip install --no-compile '.[redis]' \
  && /opt/routectl/bin/pip uninstall -y -q pip setuptools \
  && python3 -m venv /opt/routectl-cli \
  && /opt/routectl-cli/bin/pip install --no-compile '.[cli]' \

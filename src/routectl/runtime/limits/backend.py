@@ -75,12 +75,17 @@ class Backend(Protocol):
         """Check every charge at `slot`; book them all when every one fits, else none."""
         ...
 
-    async def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
-        """Correct earlier bookings (made at `slot`) by the deltas given with each charge."""
+    def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
+        """Correct earlier bookings (made at `slot`) by the deltas given with each charge: now,
+        or with the backend's next call (see `flush`)."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once every correction given so far is written (or lost: `on_lost`)."""
         ...
 
     async def close(self) -> None:
-        """Release connections."""
+        """Write what waits and release connections."""
         ...
 
 
@@ -146,11 +151,14 @@ class InProcessBackend:
                         oldest[i] = slot
         return Outcome(admitted, slot, tuple(used), tuple(oldest), tuple(free))
 
-    async def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
+    def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
         """Add each delta where the reservation was booked."""
         for c, delta in charges:
             if delta:
                 self._book(c, slot, delta)
+
+    async def flush(self) -> None:
+        """Corrections are written at once."""
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -11,7 +11,6 @@ estimate priced at the route's most expensive member; both are corrected from th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Callable
@@ -88,19 +87,32 @@ def _rules_of(scope: str, subject: str, limit: Limit) -> list[_Rule]:
     return out
 
 
+_periods: dict[str, tuple[float, float, str]] = {}  # measure -> (start, end, id): the last one
+
+
 def _period(measure: str, now: float) -> tuple[str, float]:
     """A budget's period id and its end (epoch seconds): the UTC day or month of `now`."""
+    last = _periods.get(measure)
+    if last is not None and last[0] <= now < last[1]:
+        return last[2], last[1]
+    period, start, end = _compute_period(measure, now)
+    _periods[measure] = (start, end, period)
+    return period, end
+
+
+def _compute_period(measure: str, now: float) -> tuple[str, float, float]:
     at = datetime.fromtimestamp(now, UTC)
     if measure == "usd_per_day":
         start = at.replace(hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y-%m-%d"), (start + timedelta(days=1)).timestamp()
+        end = start + timedelta(days=1)
+        return start.strftime("%Y-%m-%d"), start.timestamp(), end.timestamp()
     start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (
         start.replace(year=start.year + 1, month=1)
         if start.month == 12
         else start.replace(month=start.month + 1)
     )
-    return start.strftime("%Y-%m"), end.timestamp()
+    return start.strftime("%Y-%m"), start.timestamp(), end.timestamp()
 
 
 def duration(seconds: float) -> str:
@@ -150,7 +162,8 @@ class Limiter:
         self.slot_s = minute_s / WINDOW_SLOTS
         self._cache: dict[tuple[str, str], _RouteRules | None] = {}
         self._cached_for = ""  # the table sha the cache belongs to
-        self._pending: set[asyncio.Task[None]] = set()  # settlements in flight
+        if hasattr(backend, "on_lost"):
+            backend.on_lost = self._lost
         self.refusals = Counter(
             "routectl_limit_refusals",
             "Requests refused by routing.yaml's limits, by error code",
@@ -365,23 +378,16 @@ class Limiter:
                 deltas.append((charge, delta))
         if not deltas:
             return
-        task = asyncio.get_running_loop().create_task(self._settle(deltas, ticket.slot))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.backend.settle(deltas, ticket.slot)
 
-    async def _settle(self, deltas: list[tuple[Charge, int]], slot: int) -> None:
-        try:
-            await self.backend.settle(deltas, slot)
-        except BackendUnavailable as exc:
-            self.backend_errors.labels("unsettled").inc()
-            log.warning("limits backend unavailable, a usage correction is lost: %s", exc)
+    def _lost(self, n: int) -> None:
+        self.backend_errors.labels("unsettled").inc(n)
+        log.warning("limits backend unavailable: %d usage correction(s) lost", n)
 
     async def drain(self) -> None:
-        """Wait for the settlements in flight (tests; shutdown)."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait until the corrections given so far are written (tests; shutdown)."""
+        await self.backend.flush()
 
     async def close(self) -> None:
-        """Finish settlements, then close the backend."""
-        await self.drain()
+        """Write the corrections, then close the backend."""
         await self.backend.close()
