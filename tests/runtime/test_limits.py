@@ -276,3 +276,23 @@ async def test_redis_down_fails_open_or_closed_per_limit_fast_and_recovers(
     ticket = await admit(lim, t_closed, "alice")
     assert ticket is not None and ticket.headers["x-ratelimit-remaining-requests"] == "59"
     await lim.close()
+
+
+async def test_a_check_never_waits_for_the_corrections_batch(redis_server: RedisServer) -> None:
+    import time
+
+    lim = Limiter(RedisBackend(redis_server.url, timeout_s=1.0), CollectorRegistry(), Clock())
+    t = table()
+    waits = []
+    for _ in range(20):
+        ticket = await admit(lim, t, "bob", prompt_tokens=10)
+        lim.settle(ticket, {"prompt_tokens": 5, "completion_tokens": 5}, failed=False)
+        started = time.perf_counter()
+        await admit(lim, t, "bob", prompt_tokens=10)  # goes at once, the corrections with it
+        waits.append(time.perf_counter() - started)
+    assert max(waits) < 0.03, waits  # the corrections' own timer is 50 ms
+    await lim.drain()
+    last = await admit(lim, t, "bob", prompt_tokens=10)
+    # 20 settled at 10, 20 reserved at 10, this one: 410 of 1000
+    assert last.headers["x-ratelimit-remaining-tokens"] == str(1000 - 410)
+    await lim.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from routectl.runtime.strategies import Selection
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 _MASK = (1 << 64) - 1
-_TWO_64 = float(1 << 64)
 _MAX_SEEDS = 100_000  # member keys remembered (a table's members; load balancers add more)
 _seeds: dict[str, int] = {}
 
@@ -64,19 +62,36 @@ def _seed(member_key: str) -> int:
     return seed
 
 
-def _mix(x: int) -> int:
-    """splitmix64's finalizer: every bit of (key ^ member) reaches every bit of the result."""
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
+_INV_TWO_64 = 1.0 / float(1 << 64)
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
+_seed_lists: dict[int, tuple[Sequence[str], list[int]]] = {}  # id(keys) -> (keys, their seeds)
+
+
+def _seeds_of(keys: Sequence[str]) -> list[int]:
+    """The members' seeds, remembered per keys list (a pool's list keeps its identity)."""
+    found = _seed_lists.get(id(keys))
+    if found is not None and found[0] is keys:
+        return found[1]
+    seeds = [_seed(k) for k in keys]
+    if len(_seed_lists) >= _MAX_SEEDS:
+        _seed_lists.clear()
+    _seed_lists[id(keys)] = (keys, seeds)
+    return seeds
 
 
 def _scores(h: int, keys: Sequence[str], weights: Sequence[float]) -> list[float]:
-    # u in (0, 1): never 0 (log) nor 1 (division); -ln(u) > 0
-    return [
-        w / -math.log((_mix(h ^ _seed(k)) + 0.5) / _TWO_64)
-        for k, w in zip(keys, weights, strict=True)
-    ]
+    out = []
+    log = math.log
+    for seed, w in zip(_seeds_of(keys), weights, strict=True):
+        # splitmix64's finalizer, inlined (this runs for every member of every keyed request)
+        x = h ^ seed
+        x = ((x ^ (x >> 30)) * _M1) & _MASK
+        x = ((x ^ (x >> 27)) * _M2) & _MASK
+        x ^= x >> 31
+        # u in (0, 1): never 0 (log) nor 1 (division); -ln(u) > 0
+        out.append(w / -log((x + 0.5) * _INV_TWO_64))
+    return out
 
 
 def rendezvous_order(h: int, keys: Sequence[str], weights: Sequence[float]) -> list[int]:
@@ -91,9 +106,27 @@ def rendezvous_pick(h: int, keys: Sequence[str], weights: Sequence[float]) -> in
     return scores.index(max(scores))
 
 
+_MAX_PICKS = 65_536
+# (id of a pool's keys list, key hash) -> (that list, the member index): a conversation sends many
+# requests with one key over the same eligible set (the planner keeps one Pool object per set)
+_picks: dict[tuple[int, int], tuple[Sequence[str], int]] = {}
+
+
+def _pick(pool: Pool, h: int) -> int:
+    keys = pool.keys
+    found = _picks.get((id(keys), h))
+    if found is not None and found[0] is keys:
+        return found[1]
+    pick = rendezvous_pick(h, keys, pool.weights)
+    if len(_picks) >= _MAX_PICKS:
+        _picks.clear()
+    _picks[(id(keys), h)] = (keys, pick)
+    return pick
+
+
 def affinity_selection(pool: Pool, selection: Selection, h: int) -> Selection:
     """The strategy's selection with the key's member first (the strategy's order behind it)."""
-    pick = rendezvous_pick(h, pool.keys, pool.weights)
+    pick = _pick(pool, h)
     order = selection.order
     info = dict(selection.info)
     info["_affinity_key_hash"] = hash_text(h)
@@ -141,4 +174,13 @@ def affinity_facts(
     if coll is None or coll.affinity is None:
         return facts
     key = affinity_key(coll.affinity, headers, caller, body)
-    return facts if key is None else replace(facts, affinity_hash=key_hash(key))
+    if key is None:
+        return facts
+    # the constructor, not dataclasses.replace: a third of the cost, once per keyed request
+    return type(facts)(
+        facts.prompt_tokens,
+        facts.needs_tools,
+        facts.needs_vision,
+        facts.max_output_tokens,
+        key_hash(key),
+    )

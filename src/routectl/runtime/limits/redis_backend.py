@@ -30,87 +30,147 @@ __all__ = ["BATCH_LUA", "RedisBackend"]
 
 # One call carries a batch: the usage corrections gathered since the last call, then the checks of
 # every request that arrived meanwhile, each all-or-nothing on its own, in arrival order.
-# ARGV: window (slots), window key TTL (ms), number of corrections, then per correction: kind
-# ("w" window, "b" budget), slot, delta, TTL (ms); then per request: slot, number of charges, and
-# per charge: kind, limit, cost, TTL (ms). KEYS: one per correction, then one per charge.
+# KEYS: every key the batch touches, once. ARGV: window (slots), window key TTL (ms), and the
+# batch as one string of space-separated numbers and words (one argument instead of five per
+# charge: the client's command encoding costs per argument): the number of corrections, then per
+# correction: key index, kind ("w" window, "b" budget), slot, delta, TTL (ms); then per request:
+# slot, number of charges, and per charge: key index, kind, limit, cost, TTL (ms).
 # Returns, per request: admitted (1/0), then per charge: used, the oldest counted slot (-1: none),
 # the first slot where the cost fits (-1: fits now, or never).
 BATCH_LUA = """
 local window = tonumber(ARGV[1])
 local window_ttl = tonumber(ARGV[2])
-local a, k = 4, 1
-for _ = 1, tonumber(ARGV[3]) do
-  local key, slot, delta = KEYS[k], ARGV[a + 1], tonumber(ARGV[a + 2])
-  if ARGV[a] == 'w' then
-    if redis.call('HINCRBY', key, slot, delta) <= 0 then redis.call('HDEL', key, slot) end
-    redis.call('PEXPIRE', key, window_ttl)
+
+-- A window key is a hash: one field per slot that holds a count, `t` the total of those fields,
+-- `o` the oldest slot that may hold one. Every field lies in [o, o + window - 1], so a check
+-- reads two fields; only when the oldest slot leaves the window (at most once per slot) are the
+-- slots that left read and dropped, and the next oldest found.
+local windows, budgets = {}, {}
+local function slots_from(key, first, last)
+  local names = {}
+  for s = first, last do names[#names + 1] = s end
+  if #names == 0 then return names, {} end
+  return names, redis.call('HMGET', key, unpack(names))
+end
+local function window_of(key, slot)
+  local w = windows[key]
+  if w ~= nil and w.slot == slot then return w end
+  local tv = redis.call('HMGET', key, 't', 'o')
+  local t, o = tonumber(tv[1]) or 0, tonumber(tv[2])
+  local start = slot - window + 1
+  if o ~= nil and o < start then
+    local names, counts = slots_from(key, o, math.min(start - 1, o + window - 1))
+    local gone = {}
+    for i, c in pairs(counts) do
+      if c then t = t - tonumber(c) gone[#gone + 1] = names[i] end
+    end
+    if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+    o = nil
+    if t > 0 then
+      local later, more = slots_from(key, start, math.min(slot, start + window - 1))
+      for i = 1, #later do
+        if more[i] then o = later[i] break end
+      end
+    end
+    if o == nil then
+      t = 0
+      redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 't', t, 'o', o)
+    end
+  end
+  if t < 0 then t = 0 end
+  w = {slot = slot, used = t, oldest = o}
+  windows[key] = w
+  return w
+end
+local function book_window(key, slot, amount)
+  local w = windows[key]
+  redis.call('HINCRBY', key, slot, amount)
+  redis.call('HINCRBY', key, 't', amount)
+  if w.oldest == nil then
+    w.oldest = slot
+    redis.call('HSET', key, 'o', slot)
+  end
+  w.used = w.used + amount
+  redis.call('PEXPIRE', key, window_ttl)
+end
+
+local T = {}
+for word in string.gmatch(ARGV[3], '%S+') do T[#T + 1] = word end
+local a = 2
+for _ = 1, tonumber(T[1]) do
+  local key, slot, delta = KEYS[tonumber(T[a])], tonumber(T[a + 2]), tonumber(T[a + 3])
+  if T[a + 1] == 'w' then
+    -- a correction lands only while its slot is still counted
+    local o = tonumber(redis.call('HGET', key, 'o'))
+    if o ~= nil and slot >= o then
+      if redis.call('HINCRBY', key, slot, delta) <= 0 then redis.call('HDEL', key, slot) end
+      redis.call('HINCRBY', key, 't', delta)
+      redis.call('PEXPIRE', key, window_ttl)
+    end
   else
     if redis.call('INCRBY', key, delta) < 0 then redis.call('SET', key, 0) end
-    redis.call('PEXPIRE', key, tonumber(ARGV[a + 3]))
+    redis.call('PEXPIRE', key, tonumber(T[a + 4]))
   end
-  a, k = a + 4, k + 1
+  a = a + 5
 end
+
 local out = {}
-while a <= #ARGV do
-  local slot, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+while a <= #T do
+  local slot, n = tonumber(T[a]), tonumber(T[a + 1])
   a = a + 2
-  local at, first_a, first_k, admitted = #out + 1, a, k, 1
+  local at, first_a, admitted = #out + 1, a, 1
   out[at] = 0
   for _ = 1, n do
-    local limit, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local key, limit, cost = KEYS[tonumber(T[a])], tonumber(T[a + 2]), tonumber(T[a + 3])
     local used, oldest, free = 0, -1, -1
-    if ARGV[a] == 'w' then
-      local raw = redis.call('HGETALL', KEYS[k])
-      local live, stale = {}, {}
-      for j = 1, #raw, 2 do
-        local s = tonumber(raw[j])
-        if s > slot - window then
-          local c = tonumber(raw[j + 1])
-          used = used + c
-          live[#live + 1] = {s, c}
-        else
-          stale[#stale + 1] = raw[j]
-        end
-      end
-      if #stale > 0 then redis.call('HDEL', KEYS[k], unpack(stale)) end
-      table.sort(live, function(x, y) return x[1] < y[1] end)
-      if #live > 0 then oldest = live[1][1] end
+    if T[a + 1] == 'w' then
+      local w = window_of(key, slot)
+      used = w.used
+      if w.oldest ~= nil then oldest = w.oldest end
       if used + cost > limit then
         admitted = 0
-        if cost <= limit then
+        if cost <= limit and w.oldest ~= nil then
+          -- the rare path: when do enough of the oldest slots leave the window?
+          local names, counts = slots_from(key, w.oldest, slot)
           local need = used + cost - limit
-          for _, sc in ipairs(live) do
-            need = need - sc[2]
-            if need <= 0 then free = sc[1] + window break end
+          for i = 1, #names do
+            if counts[i] then
+              need = need - tonumber(counts[i])
+              if need <= 0 then free = names[i] + window break end
+            end
           end
         end
       end
     else
-      used = tonumber(redis.call('GET', KEYS[k]) or '0')
+      used = budgets[key]
+      if used == nil then used = tonumber(redis.call('GET', key) or '0') budgets[key] = used end
       if used + cost > limit then admitted = 0 end
     end
     out[#out + 1] = used
     out[#out + 1] = oldest
     out[#out + 1] = free
-    a, k = a + 4, k + 1
+    a = a + 5
   end
   out[at] = admitted
   if admitted == 1 then
-    local b, kk = first_a, first_k
+    local b = first_a
     for i = 1, n do
-      local cost = tonumber(ARGV[b + 2])
+      local cost = tonumber(T[b + 3])
       if cost > 0 then
-        if ARGV[b] == 'w' then
-          redis.call('HINCRBY', KEYS[kk], slot, cost)
-          redis.call('PEXPIRE', KEYS[kk], window_ttl)
+        local key = KEYS[tonumber(T[b])]
+        if T[b + 1] == 'w' then
+          book_window(key, slot, cost)
           if out[at + (i - 1) * 3 + 2] == -1 then out[at + (i - 1) * 3 + 2] = slot end
         else
-          redis.call('INCRBY', KEYS[kk], cost)
-          redis.call('PEXPIRE', KEYS[kk], tonumber(ARGV[b + 3]))
+          redis.call('INCRBY', key, cost)
+          redis.call('PEXPIRE', key, tonumber(T[b + 4]))
+          budgets[key] = budgets[key] + cost
         end
         out[at + (i - 1) * 3 + 1] = out[at + (i - 1) * 3 + 1] + cost
       end
-      b, kk = b + 4, kk + 1
+      b = b + 5
     end
   end
 end
@@ -121,6 +181,11 @@ _BUDGET_GRACE_MS = (
     86_400_000  # a budget key outlives its period by a day (settlements of long streams)
 )
 _SETTLE_AFTER_S = 0.05  # corrections wait at most this long for a check to ride along with
+
+
+def _ttl_ms(c: Charge, now: float) -> int:
+    """How long a budget key lives: until its period ends, and a day more."""
+    return max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS
 
 
 class RedisBackend:
@@ -163,13 +228,17 @@ class RedisBackend:
         self._script = self.client.register_script(BATCH_LUA)
         self.down_until = 0.0  # monotonic: no call before then (the last one failed)
         self._errors = (aioredis.RedisError, OSError, TimeoutError)
-        # checks waiting for the next call: (keys, args, future of their outcome)
-        self._checks: list[tuple[list[str], list[Any], asyncio.Future[list[int]]]] = []
+        # checks waiting for the next call: (slot, (key, kind, limit, cost, TTL) per charge,
+        # future of their outcome)
+        self._checks: list[
+            tuple[int, list[tuple[str, str, int, int, int]], asyncio.Future[list[int]]]
+        ] = []
         # corrections waiting: (key, is window, slot) -> [delta, TTL ms]
         self._corrections: dict[tuple[str, bool, int], list[int]] = {}
         # told how many corrections could not be written (Redis down): a metric
         self.on_lost: Callable[[int], None] | None = None
-        self._sending = False
+        self._sending = False  # a sender task is running
+        self._timer: asyncio.TimerHandle | None = None  # a sender due for waiting corrections
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _check_up(self) -> None:
@@ -180,12 +249,12 @@ class RedisBackend:
         """Check and book every charge atomically (in the next batch)."""
         self._check_up()
         now = time.time()
-        args: list[Any] = [slot, len(charges)]
-        for c in charges:
-            ttl = max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS
-            args += ["w" if c.window else "b", c.limit, c.cost, 0 if c.window else ttl]
+        spec = [
+            (c.key, "w" if c.window else "b", c.limit, c.cost, 0 if c.window else _ttl_ms(c, now))
+            for c in charges
+        ]
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._checks.append(([c.key for c in charges], args, future))
+        self._checks.append((slot, spec, future))
         self._kick(0.0)
         values = await future
         used = tuple(values[1::3])
@@ -201,7 +270,7 @@ class RedisBackend:
             return
         now = time.time()
         for c, delta in charges:
-            ttl = max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS
+            ttl = 0 if c.window else _ttl_ms(c, now)
             entry = self._corrections.setdefault((c.key, c.window, slot if c.window else 0), [0, 0])
             entry[0] += delta
             entry[1] = max(entry[1], ttl)
@@ -219,18 +288,25 @@ class RedisBackend:
             await asyncio.sleep(0.005)
 
     def _kick(self, delay: float) -> None:
-        """Make sure a call will carry what is waiting: now, or after `delay` when only
-        corrections wait (a check soon takes them along)."""
+        """Make sure a call will carry what is waiting: at once for a check, within `delay` when
+        only corrections wait (a check soon takes them along)."""
         if self._sending:
             return  # the sender takes everything waiting when its call returns
-        self._sending = True
-        loop = asyncio.get_running_loop()
-        if delay:
-            loop.call_later(delay, self._start_sender)
-        else:
+        if not delay:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._start_sender()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._sending:
             self._start_sender()
 
     def _start_sender(self) -> None:
+        self._sending = True
         task = asyncio.get_running_loop().create_task(self._send_all())
         self._tasks.add(task)  # a reference until it ends (the loop keeps only a weak one)
         task.add_done_callback(self._tasks.discard)
@@ -245,14 +321,18 @@ class RedisBackend:
     async def _send(self) -> None:
         checks, self._checks = self._checks, []
         corrections, self._corrections = self._corrections, {}
-        keys: list[str] = []
-        args: list[Any] = [WINDOW_SLOTS, self.window_ttl_ms, len(corrections)]
+        index: dict[str, int] = {}  # key -> its place in KEYS (1-based, as Lua counts)
+        words = [str(len(corrections))]
         for (key, window, slot), (delta, ttl) in corrections.items():
-            keys.append(key)
-            args += ["w" if window else "b", slot, delta, ttl]
-        for check_keys, check_args, _ in checks:
-            keys += check_keys
-            args += check_args
+            at = index.setdefault(key, len(index) + 1)
+            words.append(f"{at} {'w' if window else 'b'} {slot} {delta} {ttl}")
+        for slot, spec, _ in checks:
+            words.append(f"{slot} {len(spec)}")
+            for key, kind, limit, cost, ttl in spec:
+                at = index.setdefault(key, len(index) + 1)
+                words.append(f"{at} {kind} {limit} {cost} {ttl}")
+        keys = list(index)
+        args: list[int | str] = [WINDOW_SLOTS, self.window_ttl_ms, " ".join(words)]
         try:
             if self.down_until and time.monotonic() < self.down_until:
                 raise BackendUnavailable("redis failed less than a second ago")
@@ -274,8 +354,8 @@ class RedisBackend:
         self.down_until = 0.0
         values = [int(v) for v in raw]
         at = 0
-        for check_keys, _, future in checks:
-            size = 1 + 3 * len(check_keys)
+        for _, spec, future in checks:
+            size = 1 + 3 * len(spec)
             if not future.done():
                 future.set_result(values[at : at + size])
             at += size
