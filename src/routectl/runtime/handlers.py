@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
@@ -16,6 +19,7 @@ from routectl.runtime.ingress.anthropic_messages import (
 )
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.keys import ANSWER_HEADERS, LIMITS, RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.limits.limiter import RouteRules
 from routectl.runtime.limits.usage import watch_usage
 from routectl.runtime.plan import plan_request
 from routectl.runtime.request import Call
@@ -92,16 +96,27 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return await _routed(request, caller, call)
 
 
-async def _routed(request: web.Request, caller: Caller, call: Call) -> web.StreamResponse:
+def _routed(
+    request: web.Request, caller: Caller, call: Call
+) -> Coroutine[Any, Any, web.StreamResponse]:
+    # returns the coroutine to await (no frame of its own): without limits a request's path is
+    # as short as before them
     served = request[SERVED]
     rec = request[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
     route = route_for(served.index, caller, call.model, call.load_balancer, call.overrides).route
-    limiter = request.app[LIMITS]
-    rules = limiter.rules_for(served.table, caller, route)
+    rules = request.app[LIMITS].rules_for(served.table, caller, route)
     if rules is None:
-        return await _planned(request, caller, call, route)
-    # routing.yaml's limits, before anything else: a refused request (429) moves no cursor
+        return _planned(request, caller, call, route)
+    return _limited(request, caller, call, route, rules)
+
+
+async def _limited(
+    request: web.Request, caller: Caller, call: Call, route: Route, rules: RouteRules
+) -> web.StreamResponse:
+    """routing.yaml's limits before anything else (a refused request, 429, moves no cursor), the
+    x-ratelimit headers on the answer, the settlement from its usage after it."""
+    limiter = request.app[LIMITS]
     ticket = await limiter.admit(rules, call.facts)
     if ticket is None:  # the backend could not answer and the limits fail open
         return await _planned(request, caller, call, route)
@@ -114,7 +129,7 @@ async def _routed(request: web.Request, caller: Caller, call: Call) -> web.Strea
         failed = resp.status >= 400
         return resp
     finally:
-        limiter.settle(ticket, rec, failed)
+        limiter.settle(ticket, request[RECORD], failed)
 
 
 async def _planned(

@@ -34,7 +34,7 @@ from routectl.runtime.plan import RequestFacts
 from routectl.runtime.routes import Route
 from routectl.table import Limit, RoutingTable
 
-__all__ = ["Limiter", "Ticket", "duration"]
+__all__ = ["Limiter", "RouteRules", "Ticket", "duration"]
 
 log = logging.getLogger("routectl.runtime")
 
@@ -60,8 +60,12 @@ class _Rule:
     key: str  # the counter's key, without the period of a budget
 
 
-class _RouteRules(NamedTuple):
+class RouteRules(NamedTuple):
+    """The limits one (caller, route) is checked against, and what pricing the estimate uses."""
+
     rules: tuple[_Rule, ...]
+    # the charges whose cost never varies (a request counts 1), built once
+    fixed: dict[str, Charge]
     input_per_mtok: float  # the route's most expensive member: the spend estimate
     output_per_mtok: float
     fail_closed: bool  # some limit refuses requests when the backend cannot answer
@@ -160,7 +164,7 @@ class Limiter:
         self.clock = clock
         self.minute_s = minute_s
         self.slot_s = minute_s / WINDOW_SLOTS
-        self._cache: dict[tuple[str, str], _RouteRules | None] = {}
+        self._cache: dict[tuple[str, str], RouteRules | None] = {}
         self._cached_for = ""  # the table sha the cache belongs to
         if hasattr(backend, "on_lost"):
             backend.on_lost = self._lost
@@ -180,7 +184,7 @@ class Limiter:
 
     # ------------------------------------------------------------ which limits apply
 
-    def rules_for(self, table: RoutingTable, caller: Caller, route: Route) -> _RouteRules | None:
+    def rules_for(self, table: RoutingTable, caller: Caller, route: Route) -> RouteRules | None:
         """The limits of a request, or None when none applies (cached per table)."""
         limits = table.limits
         if not limits:
@@ -206,11 +210,16 @@ class Limiter:
             if limit is not None:
                 rules += _rules_of(scope, subject, limit)
                 fail_closed = fail_closed or limit.fail == "closed"
-        found: _RouteRules | None = None
+        found: RouteRules | None = None
         if rules:
             infos = [m.info for m in route.members if m.info is not None]
-            found = _RouteRules(
+            found = RouteRules(
                 tuple(rules),
+                {
+                    r.key: Charge(r.key, True, r.limit, 1)
+                    for r in rules
+                    if r.measure == "requests_per_minute"
+                },
                 max((i.input_per_mtok for i in infos), default=0.0),
                 max((i.output_per_mtok for i in infos), default=0.0),
                 fail_closed,
@@ -223,7 +232,7 @@ class Limiter:
 
     # ------------------------------------------------------------ the check
 
-    async def admit(self, rules: _RouteRules, facts: RequestFacts) -> Ticket | None:
+    async def admit(self, rules: RouteRules, facts: RequestFacts) -> Ticket | None:
         """Check and book the request (429 when a limit refuses it); None: the backend could not
         answer and every limit fails open."""
         now = self.clock()
@@ -240,7 +249,7 @@ class Limiter:
         charges: list[tuple[Charge, _Rule]] = []
         for rule in rules.rules:
             if rule.measure == "requests_per_minute":
-                charges.append((Charge(rule.key, True, rule.limit, 1), rule))
+                charges.append((rules.fixed[rule.key], rule))
             elif rule.measure == "tokens_per_minute":
                 charges.append((Charge(rule.key, True, rule.limit, tokens), rule))
             elif not free:  # a route of free models spends nothing: no budget is asked
@@ -257,7 +266,7 @@ class Limiter:
         settling = [(c, r.measure) for c, r in charges if r.measure != "requests_per_minute"]
         return Ticket(settling, slot, tokens, nano, self._headers(charges, outcome, now))
 
-    def _unavailable(self, rules: _RouteRules, exc: BackendUnavailable) -> None:
+    def _unavailable(self, rules: RouteRules, exc: BackendUnavailable) -> None:
         if rules.fail_closed:
             self.backend_errors.labels("refused").inc()
             self.refusals.labels("limits_unavailable").inc()

@@ -105,7 +105,12 @@ for _ = 1, tonumber(T[1]) do
     -- a correction lands only while its slot is still counted
     local o = tonumber(redis.call('HGET', key, 'o'))
     if o ~= nil and slot >= o then
-      if redis.call('HINCRBY', key, slot, delta) <= 0 then redis.call('HDEL', key, slot) end
+      local left = redis.call('HINCRBY', key, slot, delta)
+      if left <= 0 then
+        -- a slot never goes below zero: the total loses only what the slot held
+        redis.call('HDEL', key, slot)
+        delta = delta - left
+      end
       redis.call('HINCRBY', key, 't', delta)
       redis.call('PEXPIRE', key, window_ttl)
     end

@@ -39,6 +39,12 @@ class UsageWatch:
 
     def feed(self, data: bytes) -> bytes:
         """The bytes to send on (all of them, less a stripped usage chunk)."""
+        if not self._buffer and data.endswith(b"\n\n"):
+            usages = data.count(_USAGE)
+            if usages == sum(map(data.count, _NULLS)):
+                # whole events, none reporting usage (OpenAI writes `"usage":null` in every
+                # chunk once it is asked for): nothing to read, nothing to hold back
+                return data
         *events, self._buffer = (self._buffer + data.replace(b"\r", b"")).split(b"\n\n")
         kept = [e for e in events if not self._read(e)]
         if not self.strip:
