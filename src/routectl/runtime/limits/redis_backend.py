@@ -45,7 +45,19 @@ local window_ttl = tonumber(ARGV[2])
 -- `o` the oldest slot that may hold one. Every field lies in [o, o + window - 1], so a check
 -- reads two fields; only when the oldest slot leaves the window (at most once per slot) are the
 -- slots that left read and dropped, and the next oldest found.
+-- Bookings are summed per key during the batch and written once at its end: a busy caller's
+-- requests in one batch cost one HINCRBY per counter, not one each.
 local windows, budgets = {}, {}
+local pending, spent, spent_ttl = {}, {}, {}
+local function write_window(key)
+  local p = pending[key]
+  if p == nil then return end
+  pending[key] = nil
+  for s, amount in pairs(p.slots) do redis.call('HINCRBY', key, s, amount) end
+  redis.call('HINCRBY', key, 't', p.total)
+  if p.o ~= nil then redis.call('HSET', key, 'o', p.o) end
+  redis.call('PEXPIRE', key, window_ttl)
+end
 local function slots_from(key, first, last)
   local names = {}
   for s = first, last do names[#names + 1] = s end
@@ -55,6 +67,7 @@ end
 local function window_of(key, slot)
   local w = windows[key]
   if w ~= nil and w.slot == slot then return w end
+  write_window(key)  -- another slot: read what this batch booked so far from Redis
   local tv = redis.call('HMGET', key, 't', 'o')
   local t, o = tonumber(tv[1]) or 0, tonumber(tv[2])
   local start = slot - window + 1
@@ -86,14 +99,18 @@ local function window_of(key, slot)
 end
 local function book_window(key, slot, amount)
   local w = windows[key]
-  redis.call('HINCRBY', key, slot, amount)
-  redis.call('HINCRBY', key, 't', amount)
+  local p = pending[key]
+  if p == nil then
+    p = {slots = {}, total = 0}
+    pending[key] = p
+  end
+  p.slots[slot] = (p.slots[slot] or 0) + amount
+  p.total = p.total + amount
   if w.oldest == nil then
     w.oldest = slot
-    redis.call('HSET', key, 'o', slot)
+    p.o = slot
   end
   w.used = w.used + amount
-  redis.call('PEXPIRE', key, window_ttl)
 end
 
 local T = {}
@@ -138,6 +155,7 @@ while a <= #T do
         admitted = 0
         if cost <= limit and w.oldest ~= nil then
           -- the rare path: when do enough of the oldest slots leave the window?
+          write_window(key)
           local names, counts = slots_from(key, w.oldest, slot)
           local need = used + cost - limit
           for i = 1, #names do
@@ -169,8 +187,8 @@ while a <= #T do
           book_window(key, slot, cost)
           if out[at + (i - 1) * 3 + 2] == -1 then out[at + (i - 1) * 3 + 2] = slot end
         else
-          redis.call('INCRBY', key, cost)
-          redis.call('PEXPIRE', key, tonumber(T[b + 4]))
+          spent[key] = (spent[key] or 0) + cost
+          spent_ttl[key] = math.max(spent_ttl[key] or 0, tonumber(T[b + 4]))
           budgets[key] = budgets[key] + cost
         end
         out[at + (i - 1) * 3 + 1] = out[at + (i - 1) * 3 + 1] + cost
@@ -178,6 +196,11 @@ while a <= #T do
       b = b + 5
     end
   end
+end
+for key, _ in pairs(pending) do write_window(key) end
+for key, amount in pairs(spent) do
+  redis.call('INCRBY', key, amount)
+  redis.call('PEXPIRE', key, spent_ttl[key])
 end
 return out
 """
