@@ -25,11 +25,12 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# `pip install '.[logs]'` is the runtime and psycopg for `--log-database-url` (request_logs);
-# pip and setuptools are not needed at run time;
+# `pip install '.[logs,redis]'` is the runtime, psycopg for `--log-database-url` (request_logs) and
+# the Redis client for `serve --redis-url` (shared limits across replicas); pip and setuptools are
+# not needed at run time;
 # bytecode compiled here and valid whatever the files' times (the root filesystem is read-only)
 RUN python3 -m venv /opt/routectl \
- && /opt/routectl/bin/pip install --no-compile '.[logs]' \
+ && /opt/routectl/bin/pip install --no-compile '.[logs,redis]' \
  && /opt/routectl/bin/pip uninstall -y -q pip setuptools \
  && python3 -m venv /opt/routectl-cli \
  && /opt/routectl-cli/bin/pip install --no-compile '.[cli]' \

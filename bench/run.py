@@ -80,6 +80,12 @@ def compose(bench: Bench, load: tuple[float, float]) -> str:
     lines += ["", "Goals of issue 6 (same run):", "", *report.goal_lines(bench.rows, routes, big)]
     messages = report.messages_lines(bench.rows, targets.MESSAGES_ROUTE.label)
     lines += ["", "Goal of issue 11, /v1/messages (same run):", "", *messages]
+    lines += [
+        "",
+        "Issue 15, limits in Redis and affinity (same run):",
+        "",
+        *report.limits_lines(bench.rows),
+    ]
     spread = [f"- {r.target}, {r.route}: {r.spread}" for r in bench.rows if r.spread]
     if spread:
         lines += ["", "Upstream requests per model during the json c=64 rows:", "", *spread]

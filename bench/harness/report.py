@@ -12,6 +12,9 @@ DIRECT = "direct"
 PASSTHROUGH = "passthrough"
 ROUTECTL_1W = "routectl (1 worker)"
 ROUTECTL_2W = "routectl (2 workers)"
+ROUTECTL_LIMITS = "routectl + Redis limits (1 worker)"
+AFFINITY = "round_robin + affinity"
+ROUND_ROBIN = "round_robin collection"
 LITELLM_PREFIX = "LiteLLM"
 PROVIDER_MODEL = "provider/model"
 
@@ -263,6 +266,34 @@ def messages_lines(rows: list[Row], route: str) -> list[str]:
                 text = f"{target}, {mode}, c={conc}: {route} / chat completions req/s {x:.2f}"
                 out.append(_check(x >= 0.9, text + " (goal >= 0.9)"))
     return out or [_check(None, f"{route}: not measured")]
+
+
+def limits_lines(rows: list[Row]) -> list[str]:
+    """Issue 15: req/s with the caller's limits in Redis (requests, tokens and spend checked
+    and settled) over the same server without limits; affinity over plain round robin."""
+    out: list[str] = []
+    for stream in (False, True):
+        for conc in (64, 1):
+            mode = "streaming" if stream else "non-streaming"
+            x = _ratio(
+                find(rows, ROUTECTL_LIMITS, stream, conc, PROVIDER_MODEL),
+                find(rows, ROUTECTL_1W, stream, conc, PROVIDER_MODEL),
+            )
+            if x is not None:
+                text = f"Redis limits on / off, provider/model, {mode}, c={conc}: {x:.2f}"
+                out.append(_check(x >= 0.85, text + " (goal >= 0.85)"))
+    for stream in (False, True):
+        for conc in (64, 1):
+            mode = "streaming" if stream else "non-streaming"
+            x = _ratio(
+                find(rows, ROUTECTL_1W, stream, conc, AFFINITY),
+                find(rows, ROUTECTL_1W, stream, conc, ROUND_ROBIN),
+            )
+            if x is not None:
+                out.append(
+                    f"- affinity on / off (round_robin collection), {mode}, c={conc}: {x:.2f}"
+                )
+    return out or [_check(None, "limits and affinity: not measured")]
 
 
 def table_size_markdown(figures: list[TableFigure]) -> str:

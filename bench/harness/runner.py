@@ -127,13 +127,33 @@ class Bench:
             except RuntimeError as exc:
                 self.notes.append(f"{name} did not start: {exc}")
                 continue
-            routes = [*targets.ROUTECTL_ROUTES, targets.MESSAGES_ROUTE]
+            routes = [*targets.ROUTECTL_ROUTES, targets.AFFINITY_ROUTE, targets.MESSAGES_ROUTE]
             target = Target(name, _chat_url(port), auth, routes, proc)
             if workers > 1:
                 target.concurrencies = (64,)
                 target.streams = (False,) if self.s.quick else (False, True)
             into.append(target)
+        self._start_limited(config, auth, into)
         return table
+
+    def _start_limited(self, config: Path, auth: dict[str, str], into: list[Target]) -> None:
+        """routectl (1 worker) with the bench user's limits counted in Redis (issue 15)."""
+        try:
+            limited = config.with_name("routing.limits.yaml")
+            limited.write_text(config.read_text() + targets.LIMITS_YAML)
+            table = targets.compile_config(limited, self.work / "generated-limits")
+            redis_port = free_port()
+            targets.start_redis(self.group, redis_port, self.cpus(CLIENT_CPU))
+            port = free_port()
+            redis = ("--redis-url", f"redis://127.0.0.1:{redis_port}/0")
+            proc = targets.start_routectl(
+                self.group, table, port, 1, self.cpus(GATEWAY_CPU), "routectl-limits", redis
+            )
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            self.notes.append(f"{report.ROUTECTL_LIMITS} not measured: {exc}")
+            return
+        routes = [Route(report.PROVIDER_MODEL, "fake/gpt-4o-mini")]
+        into.append(Target(report.ROUTECTL_LIMITS, _chat_url(port), auth, routes, proc))
 
     def _litellm(self, upstream: str) -> None:
         if not self.s.litellm:

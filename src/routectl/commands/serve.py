@@ -121,6 +121,15 @@ def register(group: click.Group) -> None:
         help="When set, /metrics needs `Authorization: Bearer TOKEN` and shows every series; "
         "without it /metrics shows only the series that name no private connection or model.",
     )
+    @click.option(
+        "--redis-url",
+        envvar="ROUTECTL_REDIS_URL",
+        show_envvar=True,
+        metavar="URL",
+        help="Keep routing.yaml's limits in this Redis, shared by every replica "
+        "(redis://host:6379/0; needs `pip install 'routectl[redis]'`). Without it each "
+        "process counts alone.",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -135,6 +144,7 @@ def register(group: click.Group) -> None:
         cors_origins: tuple[str, ...],
         max_response_bytes: int,
         metrics_token: str | None,
+        redis_url: str | None,
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
@@ -142,6 +152,7 @@ def register(group: click.Group) -> None:
         from routectl.review.explain_http import mount_explain
         from routectl.runtime import server
         from routectl.runtime.cors import cors_mount
+        from routectl.runtime.limits.settings import limit_settings_for
         from routectl.table import TableError, load_table
 
         server.remember_early_hup()  # inherited by forked workers until their loop takes SIGHUP
@@ -155,6 +166,10 @@ def register(group: click.Group) -> None:
         if cors_origins:
             mounts.append(cors_mount(cors_origins))
         server.setup_logging()
+        try:
+            limit_settings = limit_settings_for(redis_url)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
         worker = server.Worker(
             table,
             table_path,
@@ -166,6 +181,7 @@ def register(group: click.Group) -> None:
             drain_seconds=drain_seconds,
             max_response_bytes=max_response_bytes,
             metrics_token=metrics_token or None,
+            limit_settings=limit_settings,
         )
         status = server.run(worker, workers)
         if status:

@@ -47,6 +47,25 @@ def lower(config: m.RoutingConfig) -> t.RoutingTable:
         collections=collections,
         aliases=aliases,
         api_keys={k: u.handle for u in users.values() for k in u.api_keys},
+        limits=_limits(config.limits),
+    )
+
+
+def _limit(limit: m.Limit) -> t.Limit:
+    return t.Limit(
+        requests_per_minute=limit.requests_per_minute,
+        tokens_per_minute=limit.tokens_per_minute,
+        usd_per_day=float(limit.usd_per_day) if limit.usd_per_day is not None else None,
+        usd_per_month=float(limit.usd_per_month) if limit.usd_per_month is not None else None,
+        fail=limit.fail,
+    )
+
+
+def _limits(limits: m.Limits) -> t.Limits:
+    return t.Limits(
+        users={h: _limit(lim) for h, lim in limits.users.items()},
+        organizations={h: _limit(lim) for h, lim in limits.organizations.items()},
+        collections={n: _limit(lim) for n, lim in limits.collections.items()},
     )
 
 
@@ -184,4 +203,5 @@ def _collection(name: str, c: m.Collection, defaults: t.Defaults) -> t.Collectio
         max_attempts=c.max_attempts if c.max_attempts is not None else defaults.max_attempts,
         timeout_ms=c.timeout_ms if c.timeout_ms is not None else defaults.timeout_ms,
         metadata=dict(c.metadata),
+        affinity=c.affinity.key if c.affinity is not None else None,
     )

@@ -22,17 +22,21 @@ from routectl import table
 from routectl.table import Api, ModelKind, Scope, StrategyName
 
 __all__ = [
+    "AFFINITY_PATTERN",
     "ALIAS_PATTERN",
     "DIGEST_PATTERN",
     "ENV_PATTERN",
     "MEMBER_MODEL_PATTERN",
     "MODEL_ID_PATTERN",
     "NAME_PATTERN",
+    "Affinity",
     "Collection",
     "Connection",
     "Credentials",
     "Defaults",
     "FallbackCondition",
+    "Limit",
+    "Limits",
     "Member",
     "ModelSpec",
     "Organization",
@@ -57,6 +61,9 @@ ALIAS_PATTERN = r"^[a-z0-9][a-z0-9._()-]*$"
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 URL_PATTERN = r"^https?://[^\s]+$"
+# Where a collection's session-affinity key comes from: a request header, the calling user, or a
+# key of the body's `metadata` object (Anthropic's `metadata.user_id`).
+AFFINITY_PATTERN = r"^(user|header:[A-Za-z0-9_-]{1,100}|metadata\.[A-Za-z0-9_-]{1,100})$"
 
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=100)]
@@ -208,6 +215,15 @@ class Member(_Strict):
     active: bool = True
 
 
+class Affinity(_Strict):
+    """Session affinity: requests with the same key go to the same member (rendezvous hashing)."""
+
+    key: Annotated[str, StringConstraints(pattern=AFFINITY_PATTERN)] = Field(
+        description="`header:NAME` (a request header), `user` (the calling user) or "
+        "`metadata.NAME` (a key of the request body's `metadata`, e.g. `metadata.user_id`)"
+    )
+
+
 class Collection(_NoNulls):
     """A named group of models with a routing strategy."""
 
@@ -222,6 +238,29 @@ class Collection(_NoNulls):
     max_attempts: Annotated[int, Field(ge=1, le=20)] | None = None
     timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    affinity: Affinity | None = None
+
+
+class Limit(_NoNulls):
+    """Limits of one user, organization or collection; at least one measure is set."""
+
+    requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1, le=1_000_000_000_000)] | None = None
+    usd_per_day: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    usd_per_month: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    fail: Literal["open", "closed"] = Field(
+        default="open",
+        description="when the shared store (serve --redis-url) cannot answer: `open` admits "
+        "the request (counted in a metric), `closed` refuses it (503)",
+    )
+
+
+class Limits(_Strict):
+    """Requests, tokens and spend per caller, enforced by `routectl serve`."""
+
+    users: dict[Name, Limit] = Field(default_factory=dict)
+    organizations: dict[Name, Limit] = Field(default_factory=dict)
+    collections: dict[Name, Limit] = Field(default_factory=dict)
 
 
 class RoutingConfig(_NoNulls):
@@ -235,6 +274,7 @@ class RoutingConfig(_NoNulls):
     models: dict[ModelId, ModelSpec] = Field(default_factory=dict)
     connections: list[Connection] = Field(default_factory=list)
     collections: dict[Name, Collection] = Field(default_factory=dict)
+    limits: Limits = Limits()
 
     @field_validator("version", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ _PATTERN_WORDS = {
     model.DIGEST_PATTERN: "'sha256:' followed by 64 lowercase hex digits (see `routectl hash-key`)",
     model.ENV_PATTERN: "an environment variable name (letters, digits and '_')",
     model.URL_PATTERN: "an http:// or https:// URL",
+    model.AFFINITY_PATTERN: "'header:NAME', 'user' or 'metadata.NAME'",
 }
 
 _TYPE_WORDS = {
@@ -123,6 +124,8 @@ def _message(kind: Any, schema: Any, instance: Any, error: ValidationError | Non
         names = [expected] if isinstance(expected, str) else list(expected)
         want = " or ".join(_TYPE_WORDS.get(n, n) for n in names)
         return f"must be {want}, got {got}"
+    if kind == "exclusiveMinimum":
+        return f"must be more than {schema['exclusiveMinimum']}, got {got}"
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         lo, hi = schema.get("minimum"), schema.get("maximum")
         if lo is not None and hi is not None:

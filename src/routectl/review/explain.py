@@ -10,23 +10,27 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from routectl.runtime.affinity import affinity_facts
 from routectl.runtime.auth import Caller
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.index import TableIndex
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.plan import RequestFacts, RoutePlan, plan_request
 from routectl.runtime.resolve import Resolution, Rule, route_for
+from routectl.runtime.routes import Route
 from routectl.runtime.state import RoutingState
-from routectl.table import RoutingTable
+from routectl.table import Limit, RoutingTable
 
 __all__ = [
     "explain_model",
     "explain_request",
     "fresh_state",
+    "limits_of",
     "peek_state",
     "simulated_environ",
 ]
@@ -132,7 +136,14 @@ def _explain_plan(
             if why is not None:
                 skipped.append({"member": m.model, "connection": c.id, "reason": why})
     failure = None if plan.candidates else plan.error()
+    affinity = None
+    if "_affinity_key_hash" in plan.info and plan.candidates:
+        affinity = {
+            "key_hash": plan.info["_affinity_key_hash"],
+            "member": plan.candidates[0].member.model,
+        }
     return {
+        "affinity": affinity,
         "candidates": candidates,
         "eligible": eligible,
         "excluded": [_split(r) for r in plan.excluded],
@@ -172,6 +183,8 @@ def _explain_route(
     out: dict[str, Any],
 ) -> dict[str, Any]:
     route = resolution.route
+    if route.collection is None or route.collection.affinity is None:
+        facts = replace(facts, affinity_hash=None)  # a key means nothing without affinity
     plan = plan_request(index, state, caller, route, facts, commit=False)
     out["resolution"] = {
         "rule": _RULES[resolution.rule],
@@ -179,8 +192,37 @@ def _explain_route(
         "collection": route.collection.name if route.collection else None,
         "strategy": route.strategy,
         "total_members": len(route.members),
+        "affinity_key": route.collection.affinity if route.collection else None,
     }
     out.update(_explain_plan(index, state, caller, plan))
+    out["limits"] = limits_of(index.table, caller, route)
+    return out
+
+
+_LIMIT_SCOPES = (("users", "user"), ("organizations", "organization"))
+
+
+def limits_of(table: RoutingTable, caller: Caller, route: Route) -> list[dict[str, Any]]:
+    """The routing.yaml limits a request of `caller` to `route` is checked against, in the
+    runtime's order: the caller's, each of its organizations', the collection's."""
+    limits = table.limits
+    owners: list[tuple[str, str, Limit | None]] = [
+        ("user", caller.handle, limits.users.get(caller.handle)),
+        *(("organization", org, limits.organizations.get(org)) for org in caller.organizations),
+    ]
+    if route.collection is not None:
+        name = route.collection.name
+        owners.append(("collection", name, limits.collections.get(name)))
+    out = []
+    for scope, subject, limit in owners:
+        if limit is None:
+            continue
+        entry: dict[str, Any] = {"scope": scope, "subject": subject}
+        for key in ("requests_per_minute", "tokens_per_minute", "usd_per_day", "usd_per_month"):
+            if getattr(limit, key) is not None:
+                entry[key] = getattr(limit, key)
+        entry["fail"] = limit.fail
+        out.append(entry)
     return out
 
 
@@ -213,4 +255,5 @@ def explain_request(
         resolution = route_for(index, caller, call.model, call.load_balancer, call.overrides)
     except RoutingError as exc:
         return _error(out, exc)
-    return _explain_route(index, peek_state(state), caller, resolution, call.facts, out)
+    facts = affinity_facts(resolution.route, call.facts, {}, caller.handle, call.body)
+    return _explain_route(index, peek_state(state), caller, resolution, facts, out)

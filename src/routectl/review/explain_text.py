@@ -17,6 +17,19 @@ def _flags(request: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+_LIMIT_UNITS = (
+    ("requests_per_minute", "{:,} requests/min"),
+    ("tokens_per_minute", "{:,} tokens/min"),
+    ("usd_per_day", "${:,.2f}/day"),
+    ("usd_per_month", "${:,.2f}/month"),
+)
+
+
+def _limit_line(limit: dict[str, Any]) -> str:
+    parts = [fmt.format(limit[key]) for key, fmt in _LIMIT_UNITS if key in limit]
+    return f"{limit['scope']} {limit['subject']}: {', '.join(parts)} (fail {limit['fail']})"
+
+
 def render_explanation(data: dict[str, Any]) -> str:
     """The explanation, most important first: resolution, candidates, then what was filtered."""
     request = data["request"]
@@ -34,6 +47,17 @@ def render_explanation(data: dict[str, Any]) -> str:
         lines.append(
             f"resolves: {resolution['rule']} -> {target}, strategy {resolution['strategy']}, "
             f"up to {data['max_attempts']} attempt(s)"
+        )
+    affinity = data.get("affinity")
+    if affinity is not None:
+        lines.append(
+            f"affinity: session key hash {affinity['key_hash']} -> {affinity['member']} "
+            "(rendezvous hashing over the eligible members; the strategy's order follows)"
+        )
+    elif resolution is not None and resolution.get("affinity_key"):
+        lines.append(
+            f"affinity: by {resolution['affinity_key']}; this request has no key, "
+            "so the strategy alone decides"
         )
     if data["candidates"]:
         lines += ["", "candidates, in the order they are tried:"]
@@ -72,6 +96,9 @@ def render_explanation(data: dict[str, Any]) -> str:
             f"  - {s['member']} via {s['connection']}: {s['reason']}"
             for s in data["skipped_connections"]
         ]
+    if data.get("limits"):
+        lines += ["", "limits checked before the upstream call:"]
+        lines += [f"  - {_limit_line(lim)}" for lim in data["limits"]]
     if data.get("error"):
         err = data["error"]
         lines += ["", f"result: {data['status']} {err['code']}: {err['message']}"]

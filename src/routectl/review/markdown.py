@@ -43,6 +43,7 @@ def _count_line(diff: TableDiff) -> str:
         (len(diff.first_choices), "first-choice change"),
         (len(diff.capabilities), "capability change"),
         (len(diff.others), "other change"),
+        (len(diff.limits), "limit change"),
     ]
     parts = [
         f"{n} {label}{'s' if n != 1 and not label.endswith('d') else ''}"
@@ -50,6 +51,17 @@ def _count_line(diff: TableDiff) -> str:
         if n
     ]
     return ", ".join(parts)
+
+
+def _limit_value(value: object) -> str:
+    """A limit's value as a reviewer reads it: `—` when not limited."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def _chart(t: TrafficChange) -> list[str]:
@@ -181,6 +193,19 @@ def render_markdown(diff: TableDiff) -> str:
         for cap in diff.capabilities:
             out.append(
                 f"| `collection/{cap.collection}` | {_code(cap.lost)} | {_code(cap.gained)} |"
+            )
+        out.append("")
+    if diff.limits:
+        out += [
+            "### Limits",
+            "",
+            "| who | limit | before | after |",
+            "|---|---|---|---|",
+        ]
+        for lim in diff.limits:
+            out.append(
+                f"| {lim.kind} `{lim.subject}` | `{lim.limit}` | {_limit_value(lim.before)} | "
+                f"{_limit_value(lim.after)} |"
             )
         out.append("")
     if diff.others:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from routectl.review.access import index_for
 from routectl.review.explain import simulated_environ
+from routectl.runtime.affinity import key_hash
 from routectl.runtime.auth import Caller
 from routectl.runtime.plan import RequestFacts, plan_request
 from routectl.runtime.routes import Route
@@ -46,6 +47,7 @@ class Simulation:
     requests: int
     seed: int
     fail: dict[str, float]
+    affinity_keys: int = 0  # session keys cycled through (a collection with affinity)
     members: dict[str, MemberStats] = field(default_factory=dict)
     served: int = 0
     fallbacks: int = 0
@@ -71,6 +73,7 @@ def simulate(
     rps: float = 10.0,
     environ: Mapping[str, str] | None = None,
     facts: RequestFacts | None = None,
+    affinity_keys: int = 0,
 ) -> Simulation:
     """Route `requests` requests through the real planner; the same seed gives the same result."""
     fail = dict(fail or {})
@@ -80,12 +83,18 @@ def simulate(
     upstream = random.Random(f"upstream:{seed}")  # apart from the strategy's draws
     facts = facts or RequestFacts()
     index = index_for(table)
-    result = Simulation(route.requested, route.strategy, caller.handle, requests, seed, fail)
+    result = Simulation(
+        route.requested, route.strategy, caller.handle, requests, seed, fail, affinity_keys
+    )
     for m in route.members:
         result.members[m.key] = MemberStats(m.model)
+    # session keys (a collection with affinity): request i carries `session-(i mod N)`
+    keyed = [replace(facts, affinity_hash=key_hash(f"session-{k}")) for k in range(affinity_keys)]
     for i in range(requests):
         now = _T0 + i / rps
-        plan = plan_request(index, state, caller, route, facts, now)
+        plan = plan_request(
+            index, state, caller, route, keyed[i % len(keyed)] if keyed else facts, now
+        )
         if i == 0:
             result.unavailable_at_start = list(plan.excluded)
         if not plan.candidates:
@@ -130,7 +139,8 @@ def render_simulation(sim: Simulation) -> str:
     lines = [
         f"### Simulation of `{sim.route}` as `{sim.caller}`",
         "",
-        f"{sim.requests} requests, strategy `{sim.strategy}`, seed {sim.seed}, failure rates: {fails}",
+        f"{sim.requests} requests, strategy `{sim.strategy}`, seed {sim.seed}, failure rates: {fails}"
+        + (f", affinity over {sim.affinity_keys} session keys" if sim.affinity_keys else ""),
         "",
         "| member | first choice | served | share served | failed attempts |",
         "|---|---:|---:|---:|---:|",

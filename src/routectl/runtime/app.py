@@ -13,7 +13,8 @@ from routectl.runtime import dashboard, handlers
 from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.connections import Connections, track
 from routectl.runtime.ingress.anthropic_messages import ANTHROPIC_MESSAGES
-from routectl.runtime.keys import CONNECTIONS, FORMATS, RUNTIME
+from routectl.runtime.keys import CONNECTIONS, FORMATS, LIMITS, RUNTIME
+from routectl.runtime.limits import Limiter, LimitSettings, backend_for
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.middleware import envelope
 from routectl.runtime.openapi import OPENAPI, OpenAPI, describe_runtime, serve_openapi
@@ -52,6 +53,7 @@ def create_app(
     mounts: Sequence[Mount] = (),
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     metrics_token: str | None = None,
+    limits: LimitSettings | None = None,
 ) -> web.Application:
     """Build the app; `rng`, `clock` and `environ` are injectable for tests.
 
@@ -75,6 +77,10 @@ def create_app(
     app[RUNTIME] = runtime
     app[CONNECTIONS] = Connections(runtime.metrics.registry)
     app[FORMATS] = {}  # a route of another client format registers it (errors in its shape)
+    settings = limits or LimitSettings()
+    limiter = app[LIMITS] = Limiter(
+        backend_for(settings), runtime.metrics.registry, state.clock, settings.minute_s
+    )
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
         # one keep-alive pool per app: connection reuse is most of a proxy's latency budget
@@ -89,6 +95,7 @@ def create_app(
             runtime.session = session
             yield
             runtime.session = None
+        await limiter.close()
         runtime.access_log.close()  # the lines still buffered, before the process exits
 
     app.cleanup_ctx.append(upstream_session)

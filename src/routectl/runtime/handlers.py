@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from routectl.runtime.access import visible_collections
+from routectl.runtime.affinity import affinity_facts
 from routectl.runtime.auth import Caller, authenticate
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.anthropic_messages import (
@@ -16,13 +20,16 @@ from routectl.runtime.ingress.anthropic_messages import (
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.ingress.openai_embeddings import parse_embeddings_request
 from routectl.runtime.ingress.openai_responses import parse_responses_request
-from routectl.runtime.keys import RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.keys import ANSWER_HEADERS, LIMITS, RECORD, REQUEST_ID, RUNTIME, SERVED
 from routectl.runtime.kinds import require_kind
+from routectl.runtime.limits.limiter import RouteRules
+from routectl.runtime.limits.usage import watch_usage
 from routectl.runtime.metrics_access import check_metrics_token, public_values, public_view
 from routectl.runtime.plan import plan_request
 from routectl.runtime.record import note_route
 from routectl.runtime.request import Call
 from routectl.runtime.resolve import resolve, route_for
+from routectl.runtime.routes import Route
 from routectl.runtime.tokens import count_tokens
 from routectl.runtime.translatable import translatable
 from routectl.runtime.upstream import forward
@@ -112,8 +119,11 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return await _routed(request, caller, call)
 
 
-async def _routed(request: web.Request, caller: Caller, call: Call) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
+def _routed(
+    request: web.Request, caller: Caller, call: Call
+) -> Coroutine[Any, Any, web.StreamResponse]:
+    # returns the coroutine to await (no frame of its own): without limits a request's path is
+    # as short as before them
     served = request[SERVED]
     rec = request[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
@@ -121,7 +131,41 @@ async def _routed(request: web.Request, caller: Caller, call: Call) -> web.Strea
     route, rule = route_for(served.index, caller, call.model, call.load_balancer, call.overrides)
     note_route(rec, caller, route, rule)
     require_kind(route, call.format.name)
-    plan = plan_request(served.index, rt.state, caller, route, call.facts)
+    rules = request.app[LIMITS].rules_for(served.table, caller, route)
+    if rules is None:
+        return _planned(request, caller, call, route)
+    return _limited(request, caller, call, route, rules)
+
+
+async def _limited(
+    request: web.Request, caller: Caller, call: Call, route: Route, rules: RouteRules
+) -> web.StreamResponse:
+    """routing.yaml's limits before anything else (a refused request, 429, moves no cursor), the
+    x-ratelimit headers on the answer, the settlement from its usage after it."""
+    limiter = request.app[LIMITS]
+    ticket = await limiter.admit(rules, call.facts)
+    if ticket is None:  # the backend could not answer and the limits fail open
+        return await _planned(request, caller, call, route)
+    request[ANSWER_HEADERS] = ticket.headers
+    if ticket.charges:  # tokens or spend: the stream's usage is needed for the settlement
+        call = watch_usage(call)
+    failed = True
+    try:
+        resp = await _planned(request, caller, call, route)
+        failed = resp.status >= 400
+        return resp
+    finally:
+        limiter.settle(ticket, request[RECORD], failed)
+
+
+async def _planned(
+    request: web.Request, caller: Caller, call: Call, route: Route
+) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    served = request[SERVED]
+    rec = request[RECORD]
+    facts = affinity_facts(route, call.facts, request.headers, caller.handle, call.body)
+    plan = plan_request(served.index, rt.state, caller, route, facts)
     if not plan.candidates:
         raise plan.error()
     plan = translatable(plan, call, served)

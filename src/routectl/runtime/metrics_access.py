@@ -27,7 +27,8 @@ from routectl.table import RoutingTable
 __all__ = ["PUBLIC_LABELS", "check_metrics_token", "public_values", "public_view"]
 
 PUBLIC_LABELS = frozenset(
-    # `kind`: prompt or completion tokens
+    # `kind`: prompt or completion tokens; `code`: a limit refusal's error code; `outcome`: what a
+    # limit backend failure did (allowed or refused)
     (
         "route",
         "status",
@@ -40,6 +41,8 @@ PUBLIC_LABELS = frozenset(
         "strategy",
         "api",
         "kind",
+        "code",
+        "outcome",
     )
 )
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')

@@ -16,7 +16,15 @@ from aiohttp.typedefs import Handler
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress import ClientFormat
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
-from routectl.runtime.keys import FORMATS, RECORD, REQUEST_ID, RUNTIME, SERVED, STARTED
+from routectl.runtime.keys import (
+    ANSWER_HEADERS,
+    FORMATS,
+    RECORD,
+    REQUEST_ID,
+    RUNTIME,
+    SERVED,
+    STARTED,
+)
 from routectl.runtime.retry import retry_headers
 
 __all__ = ["envelope", "error_response"]
@@ -122,6 +130,9 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
             headers["x-request-id"] = rid
             if fmt.id_header is not None:
                 headers[fmt.id_header] = rid
+            extra = request.get(ANSWER_HEADERS)
+            if extra:
+                headers.update(extra)
         return resp
     except (asyncio.CancelledError, ConnectionResetError):
         rec["status"] = 499  # the client went away

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from routectl.runtime.affinity import affinity_selection
 from routectl.runtime.auth import Caller
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.index import TableIndex
@@ -38,6 +39,9 @@ class RequestFacts:
     needs_tools: bool = False
     needs_vision: bool = False
     max_output_tokens: int = 0  # the request's max_tokens, reserved in the context window
+    # the 64-bit hash of the request's session key, when its collection has affinity (the key
+    # itself never reaches the planner): see runtime/affinity.py
+    affinity_hash: int | None = None
 
 
 class Candidate(NamedTuple):
@@ -333,7 +337,11 @@ def plan_request(
 
     strategy = STRATEGIES[route.strategy]
     selection = strategy.select(route, pool, state)
-    if commit:
+    if facts.affinity_hash is not None:
+        # the key's member first, the strategy's order as the fallback; the strategy did not
+        # choose, so its cursors and counters stay as they are
+        selection = affinity_selection(pool, selection, facts.affinity_hash)
+    elif commit:
         strategy.commit(route, pool, selection, state)
     # the first max_attempts of the members' attempts, in order
     limit = route.max_attempts if route.max_attempts > 0 else 1

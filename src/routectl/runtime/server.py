@@ -26,6 +26,7 @@ from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.app import Mount, create_app
 from routectl.runtime.connections import GuardedSite, ServerLimits, raise_fd_limit
 from routectl.runtime.keys import CONNECTIONS, RUNTIME
+from routectl.runtime.limits import LimitSettings
 from routectl.runtime.options import DEFAULT_MAX_RESPONSE_BYTES
 from routectl.runtime.watch import WATCH_INTERVAL, TableWatcher
 from routectl.table import RoutingTable
@@ -67,6 +68,7 @@ class Worker:
     supervisor: int | None = None  # the pid of the supervisor of --workers N, which forked this
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a larger upstream body: 502
     metrics_token: str | None = None  # --metrics-token: /metrics needs it
+    limit_settings: LimitSettings = field(default_factory=LimitSettings)  # --redis-url
 
 
 # After a drain (or its deadline), the most aiohttp waits for a handler before cancelling it
@@ -84,6 +86,7 @@ async def _serve(w: Worker) -> None:
         mounts=w.mounts,
         max_response_bytes=w.max_response_bytes,
         metrics_token=w.metrics_token,
+        limits=w.limit_settings,
     )
     # the table and its index live as long as the process: keep the collector from re-scanning them
     gc.collect()

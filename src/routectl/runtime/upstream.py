@@ -23,9 +23,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
+from routectl.runtime.dialects.stream import Chain
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.fields import routing_fields
-from routectl.runtime.keys import STARTED
+from routectl.runtime.keys import ANSWER_HEADERS, STARTED
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.refusals import exhausted
 from routectl.runtime.replies import (
@@ -139,30 +140,6 @@ def _note_usage(rec: dict[str, Any], cand: Candidate, usage: Any) -> None:
         info = cand.member.info
         if info is not None:
             rec["cost"] = round((p * info.input_per_mtok + c * info.output_per_mtok) / 1e6, 8)
-
-
-class _Chain:
-    """Two stream translators one after the other (upstream -> OpenAI chunks -> client format)."""
-
-    __slots__ = ("first", "second")
-
-    def __init__(self, first: ChunkTranslator, second: ChunkTranslator) -> None:
-        self.first = first
-        self.second = second
-
-    @property
-    def error(self) -> str | None:
-        return self.first.error or self.second.error
-
-    @property
-    def usage(self) -> dict[str, int] | None:
-        return self.first.usage
-
-    def feed(self, data: bytes) -> bytes:
-        return self.second.feed(self.first.feed(data))
-
-    def close(self) -> bytes:
-        return self.second.feed(self.first.close()) + self.second.close()
 
 
 class _Forwarder:
@@ -368,7 +345,7 @@ class _Forwarder:
         client = self.call.format.stream(self.call, cand.model_id)
         if upstream is None or client is None:
             return upstream or client
-        return _Chain(upstream, client)
+        return Chain(upstream, client)
 
     def _measured(self, cand: Candidate, seconds: float) -> None:
         self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
@@ -414,6 +391,9 @@ class _Forwarder:
             self.served, self.rid, cand, ctype or _SSE, self.call.format.id_header
         )
         headers["Cache-Control"] = "no-cache"
+        extra = self.request.get(ANSWER_HEADERS)
+        if extra:
+            headers.update(extra)
         out = _EventStream(status=reply.status, headers=headers)
         await out.prepare(self.request)
         # the client's time to first byte: the head leaves with the first chunk, written next

@@ -32,6 +32,7 @@ from routectl.compiler.validate.handles import (
 )
 from routectl.compiler.validate.index import Index, build_index
 from routectl.compiler.validate.kinds import check_collection_kinds, check_embedding_connections
+from routectl.compiler.validate.limits import check_affinity_keys, check_limits
 from routectl.compiler.validate.members import check_members
 from routectl.compiler.validate.models import check_model_providers
 from routectl.compiler.validate.names import RESERVED_HANDLES, RESERVED_NAMES, split_member_model
@@ -73,6 +74,8 @@ CHECKS: tuple[Check, ...] = (
     check_members,
     check_collection_kinds,
     check_embedding_connections,
+    check_limits,
+    check_affinity_keys,
 )
 
 

@@ -6,7 +6,7 @@ gathers the groups. A first deploy is a comparison against `empty_table()`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from routectl.review.access import access_of, connection_chain, organization_access_of
 from routectl.review.effects.types import (
@@ -16,6 +16,7 @@ from routectl.review.effects.types import (
     CollectionChange,
     ConnectionChange,
     FirstChoiceChange,
+    LimitChange,
     MemberShare,
     OtherChange,
     SettingChange,
@@ -170,7 +171,16 @@ def _strategy_changes(old: RoutingTable, new: RoutingTable) -> list[StrategyChan
     ]
 
 
-_SETTINGS = ("scope", "owner", "aliases", "fallback_on", "max_attempts", "timeout_ms", "metadata")
+_SETTINGS = (
+    "scope",
+    "owner",
+    "aliases",
+    "fallback_on",
+    "max_attempts",
+    "timeout_ms",
+    "metadata",
+    "affinity",
+)
 
 
 def _setting_changes(old: RoutingTable, new: RoutingTable) -> list[SettingChange]:
@@ -313,6 +323,32 @@ def _other_changes(old: RoutingTable, new: RoutingTable) -> list[OtherChange]:
     return out
 
 
+# ---------------------------------------------------------------- limits
+
+_LIMIT_KINDS: tuple[tuple[str, Literal["user", "organization", "collection"]], ...] = (
+    ("users", "user"),
+    ("organizations", "organization"),
+    ("collections", "collection"),
+)
+_LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "usd_per_day", "usd_per_month")
+
+
+def _limit_changes(old: RoutingTable, new: RoutingTable) -> list[LimitChange]:
+    out: list[LimitChange] = []
+    for group, kind in _LIMIT_KINDS:
+        before, after = getattr(old.limits, group), getattr(new.limits, group)
+        for subject in sorted(before.keys() | after.keys()):
+            b, a = before.get(subject), after.get(subject)
+            for name in _LIMIT_FIELDS:
+                vb = getattr(b, name) if b is not None else None
+                va = getattr(a, name) if a is not None else None
+                if vb != va:
+                    out.append(LimitChange(kind, subject, name, vb, va))
+            if b is not None and a is not None and b.fail != a.fail:
+                out.append(LimitChange(kind, subject, "fail", b.fail, a.fail))
+    return out
+
+
 def compare(old: RoutingTable, new: RoutingTable) -> TableDiff:
     """The effects of going from `old` to `new`, grouped by kind."""
     capabilities = _capability_changes(old, new)
@@ -329,4 +365,5 @@ def compare(old: RoutingTable, new: RoutingTable) -> TableDiff:
         first_choices=tuple(_first_choice_changes(old, new)),
         capabilities=tuple(capabilities),
         others=tuple(_other_changes(old, new)),
+        limits=tuple(_limit_changes(old, new)),
     )

@@ -15,6 +15,7 @@ __all__ = [
     "CollectionChange",
     "ConnectionChange",
     "FirstChoiceChange",
+    "LimitChange",
     "MemberShare",
     "OtherChange",
     "SettingChange",
@@ -116,6 +117,17 @@ class FirstChoiceChange:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitChange:
+    """One limit of a caller or collection set, changed or lifted (`limits` in routing.yaml)."""
+
+    kind: Literal["user", "organization", "collection"]
+    subject: str
+    limit: str  # requests_per_minute, tokens_per_minute, usd_per_day, usd_per_month or fail
+    before: Any  # None: not limited on it
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
 class CapabilityChange:
     collection: str
     lost: tuple[str, ...]
@@ -138,6 +150,7 @@ class TableDiff:
     first_choices: tuple[FirstChoiceChange, ...] = ()
     capabilities: tuple[CapabilityChange, ...] = ()
     others: tuple[OtherChange, ...] = ()
+    limits: tuple[LimitChange, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
@@ -153,6 +166,7 @@ class TableDiff:
             self.first_choices,
             self.capabilities,
             self.others,
+            self.limits,
         )
         return not any(groups)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["ChunkTranslator"]
+__all__ = ["Chain", "ChunkTranslator"]
 
 
 class ChunkTranslator(Protocol):
@@ -27,3 +27,28 @@ class ChunkTranslator(Protocol):
     def close(self) -> bytes:
         """What to send when the upstream body ended (an error event if it ended too early)."""
         ...
+
+
+class Chain:
+    """Two stream translators one after the other (e.g. upstream -> OpenAI chunks -> the client's
+    format, or a model stamp and then a usage watch)."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: ChunkTranslator, second: ChunkTranslator) -> None:
+        self.first = first
+        self.second = second
+
+    @property
+    def error(self) -> str | None:
+        return self.first.error or self.second.error
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        return self.first.usage or self.second.usage
+
+    def feed(self, data: bytes) -> bytes:
+        return self.second.feed(self.first.feed(data))
+
+    def close(self) -> bytes:
+        return self.second.feed(self.first.close()) + self.second.close()

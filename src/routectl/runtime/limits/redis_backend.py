@@ -1,0 +1,396 @@
+"""The Redis backend: every replica's counters in one Redis, each check one atomic Lua call.
+
+At most one round trip per request on the hot path: a check is one EVALSHA that reads every
+counter the request is checked against, decides, and books them all or none (Lua scripts run
+atomically, so two replicas never both take the last unit). Checks that arrive while a call is in
+flight leave together in the next one, and so do the corrections from the upstreams' usage, made
+after the answers: under load a request costs a fraction of a round trip. Keys expire on their own: a window key one
+minute after its last write, a budget key a day after its period ends. Every key carries the hash
+tag `{routectl}`, so a request's keys share one Redis Cluster slot.
+
+Redis is imported only here, and this module only when `serve --redis-url` is given: a runtime
+without it needs no Redis client (`pip install 'routectl[redis]'` adds it).
+
+A call that fails or takes longer than the timeout raises `BackendUnavailable`; after a failure the
+backend does not try again for `retry_after_s`, so while Redis is down requests pay nothing more
+than the check of a timestamp (the limits' `fail` mode decides what happens to them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from routectl.runtime.limits.backend import WINDOW_SLOTS, BackendUnavailable, Charge, Outcome
+
+__all__ = ["BATCH_LUA", "RedisBackend"]
+
+# One call carries a batch: the usage corrections gathered since the last call, then the checks of
+# every request that arrived meanwhile, each all-or-nothing on its own, in arrival order.
+# KEYS: every key the batch touches, once. ARGV: window (slots), window key TTL (ms), and the
+# batch as one string of space-separated numbers and words (one argument instead of five per
+# charge: the client's command encoding costs per argument): the number of corrections, then per
+# correction: key index, kind ("w" window, "b" budget), slot, delta, TTL (ms); then per request:
+# slot, number of charges, and per charge: key index, kind, limit, cost, TTL (ms).
+# Returns, per request: admitted (1/0), then per charge: used, the oldest counted slot (-1: none),
+# the first slot where the cost fits (-1: fits now, or never).
+BATCH_LUA = """
+local window = tonumber(ARGV[1])
+local window_ttl = tonumber(ARGV[2])
+
+-- A window key is a hash: one field per slot that holds a count, `t` the total of those fields,
+-- `o` the oldest slot that may hold one. Every field lies in [o, o + window - 1], so a check
+-- reads two fields; only when the oldest slot leaves the window (at most once per slot) are the
+-- slots that left read and dropped, and the next oldest found.
+-- Bookings are summed per key during the batch and written once at its end: a busy caller's
+-- requests in one batch cost one HINCRBY per counter, not one each.
+local windows, budgets = {}, {}
+local pending, spent, spent_ttl = {}, {}, {}
+local function write_window(key)
+  local p = pending[key]
+  if p == nil then return end
+  pending[key] = nil
+  for s, amount in pairs(p.slots) do redis.call('HINCRBY', key, s, amount) end
+  redis.call('HINCRBY', key, 't', p.total)
+  if p.o ~= nil then redis.call('HSET', key, 'o', p.o) end
+  redis.call('PEXPIRE', key, window_ttl)
+end
+local function slots_from(key, first, last)
+  local names = {}
+  for s = first, last do names[#names + 1] = s end
+  if #names == 0 then return names, {} end
+  return names, redis.call('HMGET', key, unpack(names))
+end
+local function window_of(key, slot)
+  local w = windows[key]
+  if w ~= nil and w.slot == slot then return w end
+  write_window(key)  -- another slot: read what this batch booked so far from Redis
+  local tv = redis.call('HMGET', key, 't', 'o')
+  local t, o = tonumber(tv[1]) or 0, tonumber(tv[2])
+  local start = slot - window + 1
+  if o ~= nil and o < start then
+    local names, counts = slots_from(key, o, math.min(start - 1, o + window - 1))
+    local gone = {}
+    for i, c in pairs(counts) do
+      if c then t = t - tonumber(c) gone[#gone + 1] = names[i] end
+    end
+    if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+    o = nil
+    if t > 0 then
+      local later, more = slots_from(key, start, math.min(slot, start + window - 1))
+      for i = 1, #later do
+        if more[i] then o = later[i] break end
+      end
+    end
+    if o == nil then
+      t = 0
+      redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 't', t, 'o', o)
+    end
+  end
+  if t < 0 then t = 0 end
+  w = {slot = slot, used = t, oldest = o}
+  windows[key] = w
+  return w
+end
+local function book_window(key, slot, amount)
+  local w = windows[key]
+  local p = pending[key]
+  if p == nil then
+    p = {slots = {}, total = 0}
+    pending[key] = p
+  end
+  p.slots[slot] = (p.slots[slot] or 0) + amount
+  p.total = p.total + amount
+  if w.oldest == nil then
+    w.oldest = slot
+    p.o = slot
+  end
+  w.used = w.used + amount
+end
+
+local T = {}
+for word in string.gmatch(ARGV[3], '%S+') do T[#T + 1] = word end
+local a = 2
+for _ = 1, tonumber(T[1]) do
+  local key, slot, delta = KEYS[tonumber(T[a])], tonumber(T[a + 2]), tonumber(T[a + 3])
+  if T[a + 1] == 'w' then
+    -- a correction lands only while its slot is still counted
+    local o = tonumber(redis.call('HGET', key, 'o'))
+    if o ~= nil and slot >= o then
+      local left = redis.call('HINCRBY', key, slot, delta)
+      if left <= 0 then
+        -- a slot never goes below zero: the total loses only what the slot held
+        redis.call('HDEL', key, slot)
+        delta = delta - left
+      end
+      redis.call('HINCRBY', key, 't', delta)
+      redis.call('PEXPIRE', key, window_ttl)
+    end
+  else
+    if redis.call('INCRBY', key, delta) < 0 then redis.call('SET', key, 0) end
+    redis.call('PEXPIRE', key, tonumber(T[a + 4]))
+  end
+  a = a + 5
+end
+
+local out = {}
+while a <= #T do
+  local slot, n = tonumber(T[a]), tonumber(T[a + 1])
+  a = a + 2
+  local at, first_a, admitted = #out + 1, a, 1
+  out[at] = 0
+  for _ = 1, n do
+    local key, limit, cost = KEYS[tonumber(T[a])], tonumber(T[a + 2]), tonumber(T[a + 3])
+    local used, oldest, free = 0, -1, -1
+    if T[a + 1] == 'w' then
+      local w = window_of(key, slot)
+      used = w.used
+      if w.oldest ~= nil then oldest = w.oldest end
+      if used + cost > limit then
+        admitted = 0
+        if cost <= limit and w.oldest ~= nil then
+          -- the rare path: when do enough of the oldest slots leave the window?
+          write_window(key)
+          local names, counts = slots_from(key, w.oldest, slot)
+          local need = used + cost - limit
+          for i = 1, #names do
+            if counts[i] then
+              need = need - tonumber(counts[i])
+              if need <= 0 then free = names[i] + window break end
+            end
+          end
+        end
+      end
+    else
+      used = budgets[key]
+      if used == nil then used = tonumber(redis.call('GET', key) or '0') budgets[key] = used end
+      if used + cost > limit then admitted = 0 end
+    end
+    out[#out + 1] = used
+    out[#out + 1] = oldest
+    out[#out + 1] = free
+    a = a + 5
+  end
+  out[at] = admitted
+  if admitted == 1 then
+    local b = first_a
+    for i = 1, n do
+      local cost = tonumber(T[b + 3])
+      if cost > 0 then
+        local key = KEYS[tonumber(T[b])]
+        if T[b + 1] == 'w' then
+          book_window(key, slot, cost)
+          if out[at + (i - 1) * 3 + 2] == -1 then out[at + (i - 1) * 3 + 2] = slot end
+        else
+          spent[key] = (spent[key] or 0) + cost
+          spent_ttl[key] = math.max(spent_ttl[key] or 0, tonumber(T[b + 4]))
+          budgets[key] = budgets[key] + cost
+        end
+        out[at + (i - 1) * 3 + 1] = out[at + (i - 1) * 3 + 1] + cost
+      end
+      b = b + 5
+    end
+  end
+end
+for key, _ in pairs(pending) do write_window(key) end
+for key, amount in pairs(spent) do
+  redis.call('INCRBY', key, amount)
+  redis.call('PEXPIRE', key, spent_ttl[key])
+end
+return out
+"""
+
+_BUDGET_GRACE_MS = (
+    86_400_000  # a budget key outlives its period by a day (settlements of long streams)
+)
+_SETTLE_AFTER_S = 0.05  # corrections wait at most this long for a check to ride along with
+
+
+def _ttl_ms(c: Charge, now: float) -> int:
+    """How long a budget key lives: until its period ends, and a day more."""
+    return max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS
+
+
+class RedisBackend:
+    """Counters in Redis (redis-py's asyncio client), shared by every process using the URL.
+
+    Checks and corrections are batched: the checks that arrive while a call is in flight (and the
+    corrections gathered meanwhile) leave together in the next call, one EVALSHA evaluating each
+    request on its own. Under load a request costs a share of one round trip instead of one or
+    two; alone, it still goes out at once.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        minute_s: float = 60.0,
+        timeout_s: float = 0.1,
+        retry_after_s: float = 1.0,
+        max_connections: int = 8,
+    ) -> None:
+        import redis.asyncio as aioredis  # only with --redis-url: the extra `routectl[redis]`
+
+        self.url = url
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        # a window key lives one minute (plus a slot) after its last write
+        self.window_ttl_ms = max(1, round(minute_s * 1000 * (WINDOW_SLOTS + 1) / WINDOW_SLOTS))
+        # a bounded pool: a call waits (at most the timeout) for a free connection
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=0,
+        )
+        self.client: Any = aioredis.Redis(connection_pool=pool)
+        self._script = self.client.register_script(BATCH_LUA)
+        self.down_until = 0.0  # monotonic: no call before then (the last one failed)
+        self._errors = (aioredis.RedisError, OSError, TimeoutError)
+        # checks waiting for the next call: (slot, (key, kind, limit, cost, TTL) per charge,
+        # future of their outcome)
+        self._checks: list[
+            tuple[int, list[tuple[str, str, int, int, int]], asyncio.Future[list[int]]]
+        ] = []
+        # corrections waiting: (key, is window, slot) -> [delta, TTL ms]
+        self._corrections: dict[tuple[str, bool, int], list[int]] = {}
+        # told how many corrections could not be written (Redis down): a metric
+        self.on_lost: Callable[[int], None] | None = None
+        self._sending = False  # a sender task is running
+        self._timer: asyncio.TimerHandle | None = None  # a sender due for waiting corrections
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _check_up(self) -> None:
+        if self.down_until and time.monotonic() < self.down_until:
+            raise BackendUnavailable("redis failed less than a second ago")
+
+    async def admit(self, charges: Sequence[Charge], slot: int) -> Outcome:
+        """Check and book every charge atomically (in the next batch)."""
+        self._check_up()
+        now = time.time()
+        spec = [
+            (c.key, "w" if c.window else "b", c.limit, c.cost, 0 if c.window else _ttl_ms(c, now))
+            for c in charges
+        ]
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._checks.append((slot, spec, future))
+        self._kick(0.0)
+        values = await future
+        used = tuple(values[1::3])
+        oldest = tuple(None if v < 0 else v for v in values[2::3])
+        free = tuple(None if v < 0 else v for v in values[3::3])
+        return Outcome(values[0] == 1, slot, used, oldest, free)
+
+    def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
+        """Add each delta where the reservation was booked, with the next batch (at the latest
+        50 ms from now); summed per key and slot until then."""
+        if self.down_until and time.monotonic() < self.down_until:
+            self._lost(len(charges))
+            return
+        now = time.time()
+        for c, delta in charges:
+            ttl = 0 if c.window else _ttl_ms(c, now)
+            entry = self._corrections.setdefault((c.key, c.window, slot if c.window else 0), [0, 0])
+            entry[0] += delta
+            entry[1] = max(entry[1], ttl)
+        self._kick(_SETTLE_AFTER_S)
+
+    def _lost(self, n: int) -> None:
+        if self.on_lost is not None:
+            self.on_lost(n)
+
+    async def flush(self) -> None:
+        """Return once the corrections given so far are written (or lost)."""
+        while self._corrections or self._sending:
+            if not self._sending:
+                self._kick(0.0)
+            await asyncio.sleep(0.005)
+
+    def _kick(self, delay: float) -> None:
+        """Make sure a call will carry what is waiting: at once for a check, within `delay` when
+        only corrections wait (a check soon takes them along)."""
+        if self._sending:
+            return  # the sender takes everything waiting when its call returns
+        if not delay:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._start_sender()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._sending:
+            self._start_sender()
+
+    def _start_sender(self) -> None:
+        self._sending = True
+        task = asyncio.get_running_loop().create_task(self._send_all())
+        self._tasks.add(task)  # a reference until it ends (the loop keeps only a weak one)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_all(self) -> None:
+        try:
+            while self._checks or self._corrections:
+                await self._send()
+        finally:
+            self._sending = False
+
+    async def _send(self) -> None:
+        checks, self._checks = self._checks, []
+        corrections, self._corrections = self._corrections, {}
+        index: dict[str, int] = {}  # key -> its place in KEYS (1-based, as Lua counts)
+        words = [str(len(corrections))]
+        for (key, window, slot), (delta, ttl) in corrections.items():
+            at = index.setdefault(key, len(index) + 1)
+            words.append(f"{at} {'w' if window else 'b'} {slot} {delta} {ttl}")
+        for slot, spec, _ in checks:
+            words.append(f"{slot} {len(spec)}")
+            for key, kind, limit, cost, ttl in spec:
+                at = index.setdefault(key, len(index) + 1)
+                words.append(f"{at} {kind} {limit} {cost} {ttl}")
+        keys = list(index)
+        args: list[int | str] = [WINDOW_SLOTS, self.window_ttl_ms, " ".join(words)]
+        try:
+            if self.down_until and time.monotonic() < self.down_until:
+                raise BackendUnavailable("redis failed less than a second ago")
+            try:
+                # the client's own socket timeouts, and this bound on the whole call (a script
+                # reload after a Redis restart, a connection that cannot be made)
+                async with asyncio.timeout(self.timeout_s * 3):
+                    raw = await self._script(keys=keys, args=args)
+            except self._errors as exc:
+                self.down_until = time.monotonic() + self.retry_after_s
+                raise BackendUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        except BackendUnavailable as exc:
+            for *_, future in checks:
+                if not future.done():
+                    future.set_exception(exc)
+            if corrections:
+                self._lost(len(corrections))
+            return
+        self.down_until = 0.0
+        values = [int(v) for v in raw]
+        at = 0
+        for _, spec, future in checks:
+            size = 1 + 3 * len(spec)
+            if not future.done():
+                future.set_result(values[at : at + size])
+            at += size
+
+    async def close(self) -> None:
+        """Send what waits, then close the connection pool."""
+        if self._checks or self._corrections:
+            with contextlib.suppress(BackendUnavailable):
+                await self._send()
+        await self.client.aclose()

@@ -1,0 +1,43 @@
+"""Reading a streamed OpenAI answer's usage for the limits, and taking out the usage chunk the
+client did not ask for, however the bytes are cut."""
+
+from __future__ import annotations
+
+import orjson
+
+from routectl.runtime.limits.usage import UsageWatch
+
+CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}\n\n'
+USAGE = b'data: {"id":"x","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":400,"total_tokens":412}}\n\n'
+DONE = b"data: [DONE]\n\n"
+STREAM = CHUNK * 3 + USAGE + DONE
+
+
+def _run(watch: UsageWatch, pieces: list[bytes]) -> bytes:
+    return b"".join(watch.feed(p) for p in pieces) + watch.close()
+
+
+def test_every_cut_of_the_stream_gives_the_usage_and_strips_only_the_usage_chunk() -> None:
+    for size in (1, 7, 50, 113, len(STREAM)):
+        pieces = [STREAM[i : i + size] for i in range(0, len(STREAM), size)]
+        strip = UsageWatch(strip=True)
+        assert _run(strip, pieces) == CHUNK * 3 + DONE, size
+        assert strip.usage == {"prompt_tokens": 12, "completion_tokens": 400}
+        keep = UsageWatch(strip=False)
+        assert _run(keep, pieces) == STREAM, size  # passed on as it came
+        assert keep.usage == {"prompt_tokens": 12, "completion_tokens": 400}
+
+
+def test_a_stream_without_usage_passes_unchanged_and_reports_none() -> None:
+    watch = UsageWatch(strip=True)
+    assert _run(watch, [CHUNK, CHUNK + DONE]) == CHUNK * 2 + DONE
+    assert watch.usage is None
+
+
+def test_a_chunk_with_choices_and_usage_is_kept() -> None:
+    both = orjson.loads(CHUNK[6:])
+    both["usage"] = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    event = b"data: " + orjson.dumps(both) + b"\n\n"
+    watch = UsageWatch(strip=True)
+    assert _run(watch, [event, DONE]) == event + DONE
+    assert watch.usage == {"prompt_tokens": 1, "completion_tokens": 2}
