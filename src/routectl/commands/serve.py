@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
+from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, UPSTREAM_CLIENTS
 from routectl.table import DEFAULT_TABLE_PATH
 
 
@@ -68,6 +68,16 @@ def register(group: click.Group) -> None:
         type=click.IntRange(0),
         help="On SIGTERM, the longest wait for requests in flight (streams included).",
     )
+    @click.option(
+        "--upstream-client",
+        type=click.Choice(UPSTREAM_CLIENTS),
+        default=UPSTREAM_CLIENTS[0],
+        show_default=True,
+        envvar="ROUTECTL_UPSTREAM_CLIENT",
+        show_envvar=True,
+        help="The upstream HTTP client: routectl's lean HTTP/1.1 client, or aiohttp's "
+        "ClientSession (the client before issue 16; docs/performance.md compares them).",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -76,6 +86,7 @@ def register(group: click.Group) -> None:
         workers: int,
         max_body_bytes: int,
         drain_seconds: int,
+        upstream_client: str,
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
@@ -99,6 +110,7 @@ def register(group: click.Group) -> None:
             mounts=(mount_explain,),
             watch=watch,
             drain_seconds=drain_seconds,
+            upstream_client=upstream_client,
         )
         status = server.run(worker, workers)
         if status:

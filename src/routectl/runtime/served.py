@@ -17,7 +17,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from routectl.runtime.accesslog import AccessLog
-from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint
+from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint, UpstreamSession
 from routectl.runtime.index import TableIndex
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES
@@ -124,7 +124,7 @@ class Runtime:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.max_body_bytes = max_body_bytes
         self.table_path = table_path
-        self.session: aiohttp.ClientSession | None = None
+        self.session: UpstreamSession | None = None  # the upstream client, opened by the app
         self.draining = False  # stopping (SIGTERM): /readyz answers 503, see runtime/server.py
         self.last_reload: dict[str, Any] | None = None  # the last reload's outcome, for /readyz
         state.configure(table, self.environ)

@@ -64,6 +64,7 @@ class Worker:
     drain_seconds: float = 30.0  # SIGTERM: the longest wait for requests in flight
     limits: ServerLimits = field(default_factory=ServerLimits)  # client timeouts and the cap
     supervisor: int | None = None  # the pid of the supervisor of --workers N, which forked this
+    upstream_client: str = "lean"  # --upstream-client: runtime/upstream_client.py
 
 
 # After a drain (or its deadline), the most aiohttp waits for a handler before cancelling it
@@ -79,6 +80,7 @@ async def _serve(w: Worker) -> None:
         table_path=w.table_path,
         access_log=access_log,
         mounts=w.mounts,
+        upstream_client=w.upstream_client,
     )
     # the table and its index live as long as the process: keep the collector from re-scanning them
     gc.collect()

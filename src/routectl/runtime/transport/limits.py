@@ -18,7 +18,7 @@ class Limits:
     reading pauses while that much is buffered unread.
     """
 
-    max_connections: int = 1000  # open connections, all origins together (idle ones included)
+    max_connections: int = 1000  # open connections, all origins together (idle included); 0: none
     keepalive_s: float = 30.0  # an idle pooled connection is closed after this long
     max_body_bytes: int = 32 * MIB  # SPEC §5's default of --max-response-bytes
     max_header_bytes: int = 64 * 1024  # status line excluded: names and values together

@@ -57,7 +57,7 @@ class Pool:
         """Room for one more connection to `origin` (None: connect now), or an idle connection
         to it that was released meanwhile. At the bound, an idle connection to another origin is
         closed to make room; when there is none, wait for one to be released or closed."""
-        limit = self.limits.max_connections
+        limit = self.limits.max_connections or float("inf")  # 0: no bound, as aiohttp's
         while len(self.open) + self.opening >= limit:
             conn = self.take(origin)
             if conn is not None:
