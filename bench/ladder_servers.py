@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import signal
 
 from aiohttp import web
 
@@ -40,8 +40,12 @@ async def serve(kind: str, host: str, port: int) -> None:
         runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # exit normally: callgrind writes its file then
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
 
@@ -58,12 +62,8 @@ def main() -> None:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(args.kind, args.host, args.port))
+    runner(serve(args.kind, args.host, args.port))
 
 
 if __name__ == "__main__":
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # exit through the finally blocks
     main()

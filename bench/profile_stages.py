@@ -26,6 +26,7 @@ import argparse
 import http.client
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -240,6 +241,7 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
         return 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # through the finally: stop children
     work = Path(tempfile.mkdtemp(prefix="profile-stages-"))
     load = os.getloadavg()
     report = [f"Load average at start: {load[0]:.2f}", ""]
