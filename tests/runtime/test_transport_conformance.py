@@ -444,6 +444,29 @@ async def test_no_answer_times_out(client: Transport) -> None:
         await server.close()
 
 
+async def test_a_shorter_timeout_on_a_reused_connection_is_honoured(client: Transport) -> None:
+    # the connection's timer outlives an exchange; a later, shorter one must still fire in time
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: RawServer) -> None:
+        await s.read_request(r)
+        w.write(response())
+        await s.read_request(r)  # the second request gets no answer
+        await s.wait_eof(r)
+
+    server = await serve(script)
+    try:
+        long = aiohttp.ClientTimeout(total=None, sock_connect=1, sock_read=10)
+        assert await post(client, server.url, timeout=long) == (200, b'{"ok":true}')
+        short = aiohttp.ClientTimeout(total=None, sock_connect=1, sock_read=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(UpstreamTimeout):
+            await post(client, server.url, timeout=short)
+        assert loop.time() - started < 2
+        assert server.connections == 1
+    finally:
+        await server.close()
+
+
 async def test_total_timeout_bounds_a_trickling_body(client: Transport) -> None:
     async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: RawServer) -> None:
         await s.read_request(r)

@@ -89,7 +89,12 @@ class Transport:
             else:
                 transport.write(head)
                 transport.write(data)
-            await reply.wait_headers()
+            while not reply.headers_done:
+                if reply.error is not None:
+                    raise reply.error
+                await conn.wait()
+            if reply.error is not None:
+                raise reply.error
         except BaseException:
             reply.close()  # cancelled or failed: never back to the pool half-read
             raise

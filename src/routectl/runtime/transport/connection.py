@@ -178,9 +178,16 @@ class Connection(asyncio.Protocol):
         """Until the parser has something new for the exchange (or it failed)."""
         waiter = self.loop.create_future()
         self.waiter = waiter
-        if self.timer is None and (self.read_timeout or self.deadline):
+        if self.read_timeout or self.deadline:
+            # the read timeout counts while someone waits: from the wait's start or the last bytes
             self.last_activity = max(self.last_activity, self.loop.time())
-            self._arm()
+            timer = self.timer
+            # one timer outlives the exchanges of a connection (no call_at + cancel per request);
+            # it is moved only when this exchange is due before it fires
+            if timer is None or timer.when() > self._due():
+                if timer is not None:
+                    timer.cancel()
+                self._arm()
         try:
             await waiter
         finally:
@@ -213,8 +220,7 @@ class Connection(asyncio.Protocol):
     def _complete(self, reply: TransportReply, keep_alive: bool) -> None:
         reply.done = True
         reply.keep_alive = keep_alive
-        self._cancel_timer()
-        self._wake()
+        self._wake()  # the timer stays: with no waiter when it fires, it just lapses
 
     def _wake(self) -> None:
         waiter = self.waiter

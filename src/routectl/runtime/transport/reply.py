@@ -4,7 +4,6 @@ release(), close()."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -49,7 +48,7 @@ class TransportReply:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: CIMultiDictProxy[str] | None = None
-        self.chunks: deque[bytes] = deque()
+        self.chunks: list[bytes] = []
         self.buffered = 0  # bytes in `chunks`
         self.received = 0  # body bytes so far
         self.length: int | None = None  # Content-Length, when given
@@ -77,23 +76,12 @@ class TransportReply:
         """The body, chunk by chunk (`readany`)."""
         return self
 
-    async def wait_headers(self) -> None:
-        """Until the status line and headers are in (raises what the exchange failed with)."""
-        while not self.headers_done:
-            if self.error is not None:
-                raise self.error
-            conn = self.conn
-            assert conn is not None
-            await conn.wait()
-        if self.error is not None:
-            raise self.error
-
     async def readany(self) -> bytes:
         """Whatever body bytes have arrived (waiting for some), b"" at the end of the body."""
         while True:
             chunks = self.chunks
             if chunks:
-                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 chunks.clear()
                 self.buffered = 0
                 conn = self.conn
