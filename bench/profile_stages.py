@@ -96,8 +96,12 @@ def _rungs(upstream: str, table: Path) -> list[Rung]:
     ]
 
 
+STREAM = False  # --stream: SSE requests (the rungs that cannot answer them are left out)
+
+
 def _drive(port: int, rung: Rung, n: int) -> None:
-    body = targets.request_body(rung.model, False)
+    body = targets.request_body(rung.model, STREAM)
+    expect = b"[DONE]" if STREAM else b'"choices"'
     headers = {"Content-Type": "application/json", **rung.headers}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -105,7 +109,7 @@ def _drive(port: int, rung: Rung, n: int) -> None:
             conn.request("POST", "/v1/chat/completions", body, headers)
             resp = conn.getresponse()
             data = resp.read()
-            if resp.status != 200 or b'"choices"' not in data:
+            if resp.status != 200 or expect not in data:
                 raise RuntimeError(f"{rung.label}: HTTP {resp.status} {data[:200]!r}")
     finally:
         conn.close()
@@ -154,7 +158,8 @@ def _cpu_us(group: ProcessGroup, rung: Rung, warm: int, n: int) -> float:
 def ladder(args: argparse.Namespace, work: Path) -> list[str]:
     group = ProcessGroup(work)
     lines = [
-        "| server (non-streaming, c=1, one keep-alive connection) | instructions/req | "
+        f"| server ({'SSE' if STREAM else 'non-streaming'}, c=1, one keep-alive connection) "
+        "| instructions/req | "
         "CPU µs/req (time) |",
         "|---|--:|--:|",
     ]
@@ -168,6 +173,8 @@ def ladder(args: argparse.Namespace, work: Path) -> list[str]:
             os.sched_setaffinity(0, {1})  # the driver beside the upstream, off the server's CPU
         for rung in _rungs(upstream, table):
             if args.only and not any(o in rung.label for o in args.only):
+                continue
+            if STREAM and rung.label.startswith("aiohttp"):  # they answer JSON only
                 continue
             t0 = time.monotonic()
             instr = _instructions(group, rung, work, args.warm, args.n)
@@ -237,7 +244,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="ladder rungs whose label holds one of these")
     parser.add_argument("--skip-ladder", action="store_true")
     parser.add_argument("--skip-stages", action="store_true")
+    parser.add_argument("--stream", action="store_true", help="SSE requests in the ladder")
     args = parser.parse_args()
+    global STREAM
+    STREAM = args.stream
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
         return 1

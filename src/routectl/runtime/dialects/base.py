@@ -164,9 +164,10 @@ class UpstreamSession(Protocol):
         data: bytes,
         headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout,
+        allow_redirects: bool = ...,
     ) -> Awaitable[Reply]:
         """POST; awaiting gives the reply once its headers are in (TimeoutError or
-        aiohttp.ClientError on failure)."""
+        aiohttp.ClientError on failure). The lean client never follows redirects."""
         ...
 
 
