@@ -225,6 +225,12 @@ class Bench:
         self._warm(target)
         self.measure([target], 1 if self.s.quick else 2)
         self.group.stop(proc)
+        log = proc.log.read_text(errors="replace") if proc.log.exists() else ""
+        if "TypeError: immutable" in log:  # its streaming path on Node 20: reported, not patched
+            self.notes.append(
+                f"Portkey {version}: its log says `TypeError: immutable` (the known failure of its "
+                f"streaming path on Node {_node_version()}); not patched"
+            )
 
     def _litellm(self, upstream: str) -> None:
         if not self.s.litellm:
@@ -424,6 +430,14 @@ class Bench:
                 errors = proc.log.with_name(f"{script}.err.log").read_text(errors="replace")
                 text += f"\n\n(exited with {code})\n\n```\n{errors.strip()[-1500:]}\n```"
             self.others.append(f"### {script}\n\n{text}")
+
+
+def _node_version() -> str:
+    try:
+        out = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return out.stdout.strip().lstrip("v") or "?"
 
 
 def _chat_url(port: int) -> str:

@@ -118,7 +118,8 @@ class Body(Protocol):
 
 
 class Reply(Protocol):
-    """An upstream's answer: aiohttp's ClientResponse, or a local dialect's stand-in for one."""
+    """An upstream's answer: the lean client's TransportReply, aiohttp's ClientResponse, or a
+    local dialect's stand-in for one."""
 
     @property
     def status(self) -> int:
