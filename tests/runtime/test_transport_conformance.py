@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import trustme
+import uvloop
 from aiohttp import web
 from rawserver import RawServer, Request, chunk, response
 from yarl import URL
@@ -29,11 +30,26 @@ from routectl.runtime.transport import (
     UpstreamTimeout,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    # the per-module loop policy below: pytest-asyncio's replacement (a loop-factories hook) would
+    # parametrize every async test of the suite, renaming their snapshots
+    pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture'),
+]
 
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=2)
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-test"}
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Every test on asyncio's loop and on uvloop's (what `routectl serve` runs on): their
+    transports differ in pause/resume, abort and when callbacks run."""
+    policy: asyncio.AbstractEventLoopPolicy = (
+        uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
+    )
+    return policy
 
 
 @pytest.fixture
