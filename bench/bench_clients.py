@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,7 +41,9 @@ MODES = ("json", "stream")
 
 async def _drive(client: str, mode: str, conc: int, count: int, url: URL) -> int:
     body = request_body("gpt-4o-mini", mode == "stream")
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {UPSTREAM_KEY}"}
+    headers = CIMultiDictProxy(
+        CIMultiDict({"Content-Type": "application/json", "Authorization": f"Bearer {UPSTREAM_KEY}"})
+    )
     left = count
     async with open_client(client) as post:
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from harness.clients import CLIENTS, Post, open_client
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 POST: web.AppKey[Post] = web.AppKey("post")
@@ -24,7 +25,10 @@ POST: web.AppKey[Post] = web.AppKey("post")
 def build_app(upstream: str, api_key: str, client: str = "aiohttp") -> web.Application:
     """The passthrough app: one handler, one upstream client."""
     url = URL(upstream.rstrip("/") + "/v1/chat/completions")
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
+    # built once, read-only, as routectl builds a connection's headers at table load
+    headers = CIMultiDictProxy(
+        CIMultiDict({"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    )
 
     async def client_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_client(client, limit=0 if client == "aiohttp" else 1000) as post:

@@ -105,6 +105,20 @@ async def test_request_is_framed_once_with_host_and_length(client: Transport) ->
         await server.close()
 
 
+async def test_a_plain_mapping_is_encoded_afresh_each_time(client: Transport) -> None:
+    server = await serve(answer_forever)
+    try:
+        headers = {"X-Turn": "one"}
+        for turn in ("one", "two"):
+            headers["X-Turn"] = turn  # the same dict, changed: no stale encoding
+            reply = await client.post(URL(server.url), data=BODY, headers=headers, timeout=TIMEOUT)
+            await reply.read()
+            reply.release()
+        assert [r.header(b"x-turn") for r in server.requests] == [b"one", b"two"]
+    finally:
+        await server.close()
+
+
 async def test_header_with_a_line_break_is_refused_before_sending(client: Transport) -> None:
     server = await serve(answer_forever)
     try:

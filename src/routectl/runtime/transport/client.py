@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from routectl.runtime.transport.connection import Connection
@@ -49,7 +50,7 @@ class Transport:
         self._ssl = ssl_context
         self._pool: Pool | None = None
         self._targets: dict[URL, _Target] = {}
-        # id(headers) -> (headers, their encoded lines): the mapping is kept so its id stays its own
+        # id(headers) -> (headers, their encoded lines): the view is kept so its id stays its own
         self._blocks: dict[int, tuple[object, bytes]] = {}
         self.closed = False
 
@@ -130,10 +131,13 @@ class Transport:
         return target
 
     def _block(self, headers: Mapping[str, str]) -> bytes:
-        key = id(headers)
-        found = self._blocks.get(key)
-        if found is not None and found[0] is headers:
-            return found[1]
+        # read-only views (the endpoints' headers, built once per table) are encoded once; any
+        # other mapping could change between calls, so it is encoded every time
+        cacheable = isinstance(headers, CIMultiDictProxy)
+        if cacheable:
+            found = self._blocks.get(id(headers))
+            if found is not None and found[0] is headers:
+                return found[1]
         lines = []
         for name, value in headers.items():
             if name.lower() in _OWN_HEADERS:
@@ -142,9 +146,10 @@ class Transport:
                 raise ValueError(f"upstream request header {name!r} holds a line break")
             lines.append(f"{name}: {value}\r\n")
         block = "".join(lines).encode("utf-8")
-        if len(self._blocks) >= _MAX_CACHED_BLOCKS:
-            self._blocks.clear()
-        self._blocks[key] = (headers, block)
+        if cacheable:
+            if len(self._blocks) >= _MAX_CACHED_BLOCKS:
+                self._blocks.clear()
+            self._blocks[id(headers)] = (headers, block)
         return block
 
     def _context(self) -> ssl.SSLContext:
