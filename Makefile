@@ -106,6 +106,7 @@ bench-peers:
 	timeout 900 $(LITELLM_VENV)/bin/pip install -q --disable-pip-version-check '$(LITELLM_SPEC)' \
 		&& $(LITELLM_VENV)/bin/python -c "import importlib.metadata as m; print('litellm', m.version('litellm'), 'installed in $(LITELLM_VENV)')" \
 		|| echo "bench-peers: could not install $(LITELLM_SPEC); make bench will report LiteLLM as not installed"
+	@bench/install_peers.sh  # nginx, the Portkey gateway, pyreqwest: each skipped with a reason
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -77,6 +77,14 @@ def compose(bench: Bench, load: tuple[float, float]) -> str:
     )
     lines += ["", report.markdown_table(bench.rows), "", "Ratios (same run):", ""]
     lines += report.ratio_lines(bench.rows, routes) or ["- none: routectl was not measured"]
+    lines += [
+        "",
+        "Goals of issue 16 (same run; ratios to the passthrough on aiohttp's client):",
+        "",
+    ]
+    lines += report.lean_lines(bench.rows, routes)
+    lines += ["", "Peers, scale-out and upstream client candidates (same run):", ""]
+    lines += report.peer_lines(bench.rows) or ["- none measured"]
     lines += ["", "Goals of issue 6 (same run):", "", *report.goal_lines(bench.rows, routes, big)]
     messages = report.messages_lines(bench.rows, targets.MESSAGES_ROUTE.label)
     lines += ["", "Goal of issue 11, /v1/messages (same run):", "", *messages]
@@ -111,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions per row (default 3, --quick 1)")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--no-peers", action="store_true", help="leave nginx and Portkey out")
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="also the passthrough on the lean client and pyreqwest, and routectl on aiohttp's",
+    )
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
     args = parser.parse_args(argv)
     settings = Settings(
@@ -123,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         use_wrk=not args.no_wrk,
         litellm=not args.no_litellm,
+        peers=not args.no_peers,
+        candidates=args.candidates,
     )
     work = Path(tempfile.mkdtemp(prefix="routectl-bench-"))
     group = ProcessGroup(work)

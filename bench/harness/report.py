@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from harness.load import LoadResult, TtfcResult
@@ -15,7 +15,10 @@ ROUTECTL_2W = "routectl (2 workers)"
 ROUTECTL_LIMITS = "routectl + Redis limits (1 worker)"
 AFFINITY = "round_robin + affinity"
 ROUND_ROBIN = "round_robin collection"
+ROUTECTL_AIOHTTP = "routectl (1 worker, aiohttp client)"
 LITELLM_PREFIX = "LiteLLM"
+NGINX_PREFIX = "nginx"
+PORTKEY_PREFIX = "Portkey"
 PROVIDER_MODEL = "provider/model"
 
 
@@ -53,7 +56,10 @@ def find(
         if (
             (
                 r.target == target
-                or (target == LITELLM_PREFIX and r.target.startswith(LITELLM_PREFIX))
+                or (
+                    target in (LITELLM_PREFIX, NGINX_PREFIX, PORTKEY_PREFIX)
+                    and r.target.startswith(target + " ")
+                )
             )
             and r.stream == stream
             and r.conc == conc
@@ -311,3 +317,138 @@ def table_size_markdown(figures: list[TableFigure]) -> str:
         )
     notes = [f"- {f.label}: {f.note}" for f in figures if f.note]
     return "\n".join(out + notes)
+
+
+def _cpu_ratio(a: Row | None, b: Row | None) -> float | None:
+    if a is None or b is None or a.cpu_us is None or not b.cpu_us:
+        return None
+    return a.cpu_us / b.cpu_us
+
+
+def _short(route: str) -> str:
+    return {"round_robin collection": "rr", "least_used collection": "lu"}.get(route, route)
+
+
+def _all(values: list[float | None], ok: Callable[[float], bool]) -> bool | None:
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    return all(ok(v) for v in known)
+
+
+def lean_lines(rows: list[Row], routes: list[str]) -> list[str]:
+    """Issue 16: routectl (1 worker) against the bare passthrough and nginx, same run."""
+    out: list[str] = []
+    for stream in (False, True):
+        mode = "SSE" if stream else "JSON"
+        for conc in (64, 1):
+            pt = find(rows, PASSTHROUGH, stream, conc)
+            cpu = [_cpu_ratio(find(rows, ROUTECTL_1W, stream, conc, r), pt) for r in routes]
+            rps = [_ratio(find(rows, ROUTECTL_1W, stream, conc, r), pt) for r in routes]
+            text = ", ".join(f"{_short(r)} {_r(x)}" for r, x in zip(routes, cpu, strict=True))
+            out.append(
+                _check(
+                    _all(cpu, lambda x: x <= 0.8),
+                    f"CPU per request <= 0.8 x passthrough, {mode}, c={conc}: {text}",
+                )
+            )
+            text = ", ".join(f"{_short(r)} {_r(x)}" for r, x in zip(routes, rps, strict=True))
+            stretch = _all(rps, lambda x: x >= 1.25)
+            out.append(
+                _check(
+                    _all(rps, lambda x: x >= 1.0),
+                    f"req/s >= 1.0 x passthrough, {mode}, c={conc}: {text}"
+                    + (" (stretch 1.25 reached)" if stretch else ""),
+                )
+            )
+        direct, pt = find(rows, DIRECT, stream, 1), find(rows, PASSTHROUGH, stream, 1)
+        if direct is not None and pt is not None and direct.load and pt.load:
+            base = pt.load.p50_ms - direct.load.p50_ms
+            added = [find(rows, ROUTECTL_1W, stream, 1, r) for r in routes]
+            vals = [a.load.p50_ms - direct.load.p50_ms if a and a.load else None for a in added]
+            text = ", ".join(f"{_short(r)} {_f(v)}" for r, v in zip(routes, vals, strict=True))
+            out.append(
+                _check(
+                    _all([None if v is None else v - base for v in vals], lambda d: d <= 0),
+                    f"added p50 at c=1 <= passthrough's ({base:.2f} ms), {mode}: {text} ms",
+                )
+            )
+        pt = find(rows, PASSTHROUGH, stream, 64)
+        if pt is not None and pt.load is not None:
+            p99s = [find(rows, ROUTECTL_1W, stream, 64, r) for r in routes]
+            vals = [r.load.p99_ms if r and r.load else None for r in p99s]
+            text = ", ".join(f"{_short(r)} {_f(v)}" for r, v in zip(routes, vals, strict=True))
+            limit = pt.load.p99_ms
+            out.append(
+                _check(
+                    _all([None if v is None else v - limit for v in vals], lambda d: d <= 0),
+                    f"p99 at c=64 <= passthrough's ({limit:.2f} ms), {mode}: {text} ms",
+                )
+            )
+        nginx = find(rows, NGINX_PREFIX, stream, 64)
+        cpu = [_cpu_ratio(find(rows, ROUTECTL_1W, stream, 64, r), nginx) for r in routes]
+        text = ", ".join(f"{_short(r)} {_r(x, 'x')}" for r, x in zip(routes, cpu, strict=True))
+        out.append(
+            _check(
+                _all(cpu, lambda x: x <= 4.0),
+                f"stretch: CPU per request <= 4 x nginx, {mode}, c=64: {text}",
+            )
+        )
+    return out
+
+
+def peer_lines(rows: list[Row]) -> list[str]:
+    """Same-run ratios to the peers, the scale-out figure and the client candidates' rows."""
+    out: list[str] = []
+    for stream in (False, True):
+        mode = "SSE" if stream else "JSON"
+        for conc in (64, 1):
+            me = find(rows, ROUTECTL_1W, stream, conc, PROVIDER_MODEL)
+            for peer in (NGINX_PREFIX, PORTKEY_PREFIX, PASSTHROUGH):
+                other = find(rows, peer, stream, conc)
+                rps, cpu = _ratio(me, other), _cpu_ratio(me, other)
+                if rps is None and cpu is None:
+                    continue
+                out.append(
+                    f"- routectl (1 worker, provider/model) / {peer}, {mode}, c={conc}: "
+                    f"req/s {_r(rps, 'x')}, CPU per request {_r(cpu, 'x')}"
+                )
+    for failed in rows:
+        if failed.target.startswith(PORTKEY_PREFIX) and failed.load is None and failed.note:
+            mode = "SSE" if failed.stream else "JSON"
+            out.append(f"- {failed.target}, {mode}, c={failed.conc}: {failed.note}")
+    for stream in (False, True):
+        mode = "SSE" if stream else "JSON"
+        for route in (PROVIDER_MODEL,):
+            x = _ratio(
+                find(rows, ROUTECTL_2W, stream, 64, route),
+                find(rows, ROUTECTL_1W, stream, 64, route),
+            )
+            if x is not None:
+                out.append(
+                    f"- scale-out: routectl 2 workers / 1 worker req/s, {mode}, c=64, {route}: "
+                    f"{x:.2f}x (2 workers on both CPUs, which the fake upstream and the load "
+                    "generator share: not a clean 2-core figure)"
+                )
+    for stream in (False, True):
+        mode = "SSE" if stream else "JSON"
+        for conc in (64, 1):
+            base = find(rows, PASSTHROUGH, stream, conc)
+            for client in ("lean", "pyreqwest"):
+                row = find(rows, f"{PASSTHROUGH} ({client} client)", stream, conc)
+                if row is None:
+                    continue
+                out.append(
+                    f"- candidate: passthrough on {client} / on aiohttp, {mode}, c={conc}: "
+                    f"req/s {_r(_ratio(row, base), 'x')}, "
+                    f"CPU per request {_r(_cpu_ratio(row, base), 'x')}"
+                )
+            old = find(rows, ROUTECTL_AIOHTTP, stream, conc, PROVIDER_MODEL)
+            new = find(rows, ROUTECTL_1W, stream, conc, PROVIDER_MODEL)
+            if old is not None and new is not None:
+                out.append(
+                    f"- candidate: routectl on lean / on aiohttp, provider/model, {mode}, "
+                    f"c={conc}: req/s {_r(_ratio(new, old), 'x')}, "
+                    f"CPU per request {_r(_cpu_ratio(new, old), 'x')}"
+                )
+    return out

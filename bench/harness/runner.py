@@ -44,6 +44,8 @@ class Settings:
     quick: bool
     use_wrk: bool
     litellm: bool
+    peers: bool = True  # nginx and Portkey when bench/install_peers.sh put them there
+    candidates: bool = False  # the upstream client candidates of issue 16 as rows too
 
 
 class Bench:
@@ -91,9 +93,12 @@ class Bench:
                 same,
             )
         ]
+        self._nginx(side_by_side, same)
         port = free_port()
         proc = targets.start_passthrough(self.group, port, upstream, self.cpus(GATEWAY_CPU))
         side_by_side.append(Target(report.PASSTHROUGH, _chat_url(port), {}, same, proc))
+        if self.s.candidates:
+            self._client_candidates(upstream, side_by_side, same)
         table = self._start_routectl(upstream, side_by_side)
         for target in side_by_side:
             self._warm(target)
@@ -102,6 +107,7 @@ class Bench:
             if target.proc is not None:
                 self.group.stop(target.proc)
         self._litellm(upstream)
+        self._portkey(upstream, same)
         if table is not None:
             self._table_size(table)
         self._other_benches()
@@ -133,6 +139,18 @@ class Bench:
                 target.concurrencies = (64,)
                 target.streams = (False,) if self.s.quick else (False, True)
             into.append(target)
+        if self.s.candidates:  # the runtime on the client it had before issue 16
+            port = free_port()
+            extra = ("--upstream-client", "aiohttp")
+            try:
+                proc = targets.start_routectl(
+                    self.group, table, port, 1, self.cpus(GATEWAY_CPU), "routectl-aiohttp", extra
+                )
+            except RuntimeError as exc:
+                self.notes.append(f"{report.ROUTECTL_AIOHTTP} did not start: {exc}")
+            else:
+                routes = targets.ROUTECTL_ROUTES[2:]  # provider/model
+                into.append(Target(report.ROUTECTL_AIOHTTP, _chat_url(port), auth, routes, proc))
         self._start_limited(config, auth, into)
         return table
 
@@ -154,6 +172,85 @@ class Bench:
             return
         routes = [Route(report.PROVIDER_MODEL, "fake/gpt-4o-mini")]
         into.append(Target(report.ROUTECTL_LIMITS, _chat_url(port), auth, routes, proc))
+
+    def _nginx(self, into: list[Target], routes: list[Route]) -> None:
+        if not self.s.peers:
+            self.notes.append("nginx skipped (--no-peers)")
+            return
+        binary = targets.nginx_binary()
+        version = targets.nginx_version(binary) if binary is not None else None
+        if binary is None or version is None:
+            self.notes.append(
+                "nginx not measured: not installed here; `make bench-peers` unpacks Debian's "
+                "package into bench/.peers/nginx"
+            )
+            return
+        port = free_port()
+        try:
+            proc = targets.start_nginx(
+                self.group, binary, self.work, port, self.upstream_port, self.cpus(GATEWAY_CPU)
+            )
+        except RuntimeError as exc:
+            self.notes.append(f"nginx {version} did not start: {exc}")
+            return
+        name = f"{report.NGINX_PREFIX} {version} (1 worker)"
+        into.append(Target(name, _chat_url(port), {}, routes, proc))
+
+    def _client_candidates(self, upstream: str, into: list[Target], routes: list[Route]) -> None:
+        from harness.clients import pyreqwest_available
+
+        for client in ("lean", "pyreqwest"):
+            if client == "pyreqwest" and (why := pyreqwest_available()) is not None:
+                self.notes.append(f"passthrough on pyreqwest not measured: {why}")
+                continue
+            port = free_port()
+            try:
+                proc = targets.start_passthrough(
+                    self.group, port, upstream, self.cpus(GATEWAY_CPU), client
+                )
+            except RuntimeError as exc:
+                self.notes.append(f"passthrough on {client} did not start: {exc}")
+                continue
+            name = f"{report.PASSTHROUGH} ({client} client)"
+            into.append(Target(name, _chat_url(port), {}, routes, proc))
+
+    def _portkey(self, upstream: str, routes: list[Route]) -> None:
+        if not self.s.peers:
+            self.notes.append("Portkey skipped (--no-peers)")
+            return
+        version = targets.portkey_version()
+        if version is None:
+            self.notes.append(
+                "Portkey not measured: not installed here (or no node); `make bench-peers` "
+                "installs @portkey-ai/gateway from npm into bench/.peers/portkey"
+            )
+            return
+        if self.over_budget():
+            self.notes.append("Portkey skipped: time budget spent")
+            return
+        port = free_port()
+        try:
+            proc = targets.start_portkey(self.group, port, self.cpus(GATEWAY_CPU))
+        except RuntimeError as exc:
+            self.notes.append(f"Portkey {version} did not start: {exc}")
+            return
+        target = Target(
+            f"{report.PORTKEY_PREFIX} {version} (1 worker)",
+            _chat_url(port),
+            targets.portkey_headers(upstream + "/v1"),
+            routes,
+            proc,
+            min_duration_s=2.0,
+        )
+        self._warm(target)
+        self.measure([target], 1 if self.s.quick else 2)
+        self.group.stop(proc)
+        log = proc.log.read_text(errors="replace") if proc.log.exists() else ""
+        if "TypeError: immutable" in log:  # its streaming path on Node 20: reported, not patched
+            self.notes.append(
+                f"Portkey {version}: its log says `TypeError: immutable` (the known failure of its "
+                f"streaming path on Node {_node_version()}); not patched"
+            )
 
     def _litellm(self, upstream: str) -> None:
         if not self.s.litellm:
@@ -353,6 +450,14 @@ class Bench:
                 errors = proc.log.with_name(f"{script}.err.log").read_text(errors="replace")
                 text += f"\n\n(exited with {code})\n\n```\n{errors.strip()[-1500:]}\n```"
             self.others.append(f"### {script}\n\n{text}")
+
+
+def _node_version() -> str:
+    try:
+        out = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return out.stdout.strip().lstrip("v") or "?"
 
 
 def _chat_url(port: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import socket
 import string
 import subprocess
@@ -22,6 +23,8 @@ REPO = BENCH_DIR.parent
 VENV_BIN = Path(sys.executable).parent
 ROUTECTL = VENV_BIN / "routectl"
 LITELLM_VENV = BENCH_DIR / ".peers" / "litellm-venv"
+NGINX_PEER = BENCH_DIR / ".peers" / "nginx" / "usr" / "sbin" / "nginx"  # bench/install_peers.sh
+PORTKEY_PEER = BENCH_DIR / ".peers" / "portkey" / "node_modules" / "@portkey-ai" / "gateway"
 
 UPSTREAM_KEY = "sk-bench-upstream"  # what gateways send upstream; the fake upstream checks it
 BENCH_KEY = "rk-bench-user"  # the load generator's bearer key for routectl (bench-user)
@@ -103,12 +106,14 @@ def start_upstream(group: ProcessGroup, port: int, cpus: str | None) -> Proc:
     return proc
 
 
-def start_passthrough(group: ProcessGroup, port: int, upstream: str, cpus: str | None) -> Proc:
-    """The bare aiohttp passthrough."""
+def start_passthrough(
+    group: ProcessGroup, port: int, upstream: str, cpus: str | None, client: str = "aiohttp"
+) -> Proc:
+    """The bare aiohttp passthrough, on the upstream client `client`."""
     argv = python_argv(
         "passthrough.py", "--port", str(port), "--upstream", upstream, "--api-key", UPSTREAM_KEY
     )
-    proc = group.start("passthrough", argv, cpus)
+    proc = group.start(f"passthrough-{client}", [*argv, "--client", client], cpus)
     wait_http(f"http://127.0.0.1:{port}/", proc, 20)
     return proc
 
@@ -170,7 +175,7 @@ def start_routectl(
     name: str = "routectl",
     extra: tuple[str, ...] = (),
 ) -> Proc:
-    """`routectl serve` on the compiled bench table."""
+    """`routectl serve` on the compiled bench table (`extra`: more serve options)."""
     argv = [
         str(ROUTECTL),
         "serve",
@@ -309,3 +314,101 @@ LITELLM_ROUTES = [
     Route("provider/model", "fake/gpt-4o-mini"),
     Route("group, simple-shuffle", "bench-group"),
 ]
+
+
+# ---------------------------------------------------------------- nginx and the Portkey gateway
+
+
+def nginx_binary() -> Path | None:
+    """nginx as bench/install_peers.sh unpacked it, else the system's; None when neither."""
+    if NGINX_PEER.exists():
+        return NGINX_PEER
+    found = shutil.which("nginx")
+    return Path(found) if found else None
+
+
+def nginx_version(binary: Path) -> str | None:
+    """`nginx -v`'s version, or None when it does not run."""
+    try:
+        out = subprocess.run([str(binary), "-v"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stderr + out.stdout).strip()
+    return text.rsplit("/", 1)[-1] if out.returncode == 0 and "/" in text else None
+
+
+def start_nginx(
+    group: ProcessGroup,
+    binary: Path,
+    work_dir: Path,
+    port: int,
+    upstream_port: int,
+    cpus: str | None,
+) -> Proc:
+    """nginx as a plain reverse proxy: one worker, a keep-alive upstream pool, the upstream key
+    added like the passthrough adds it, `proxy_buffering off` so streams go on chunk by chunk."""
+    prefix = work_dir / "nginx"
+    prefix.mkdir(exist_ok=True)
+    temps = "\n".join(
+        f"  {kind}_temp_path {prefix / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""daemon off;
+master_process on;
+worker_processes 1;
+pid {prefix / "nginx.pid"};
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+{temps}
+  upstream fake {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location = /healthz {{ return 200 "ok"; }}
+    location / {{
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer {UPSTREAM_KEY}";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+    )
+    argv = [str(binary), "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
+    proc = group.start("nginx", argv, cpus)
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc, 20)
+    return proc
+
+
+def portkey_version() -> str | None:
+    """The installed @portkey-ai/gateway version (bench/.peers/portkey), or None."""
+    try:
+        data = orjson.loads((PORTKEY_PEER / "package.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    version = data.get("version")
+    return version if isinstance(version, str) and shutil.which("node") else None
+
+
+def portkey_headers(upstream_v1: str) -> dict[str, str]:
+    """What a Portkey client sends: the provider, the upstream's URL and the upstream key."""
+    return {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": upstream_v1,
+        "Authorization": f"Bearer {UPSTREAM_KEY}",
+    }
+
+
+def start_portkey(group: ProcessGroup, port: int, cpus: str | None) -> Proc:
+    """The Portkey gateway (Node), headless, as its `start-server.js` runs it."""
+    node = shutil.which("node") or "node"
+    entry = PORTKEY_PEER / "build" / "start-server.js"
+    env = {**os.environ, "NODE_ENV": "production"}
+    proc = group.start("portkey", [node, str(entry), f"--port={port}", "--headless"], cpus, env=env)
+    wait_http(f"http://127.0.0.1:{port}/", proc, 60)
+    return proc

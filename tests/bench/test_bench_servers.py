@@ -66,9 +66,21 @@ def upstream() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def passthrough(upstream: str) -> Iterator[str]:
+    yield from _passthrough(upstream, "aiohttp")
+
+
+@pytest.fixture(scope="module")
+def passthrough_lean(upstream: str) -> Iterator[str]:
+    """The passthrough on routectl's lean upstream client (bench/harness/clients.py)."""
+    yield from _passthrough(upstream, "lean")
+
+
+def _passthrough(upstream: str, client: str) -> Iterator[str]:
     port = _free_port()
     proc = _start(
-        str(BENCH / "passthrough.py"), "--port", str(port), "--upstream", upstream, "--api-key", KEY
+        str(BENCH / "passthrough.py"),
+        *("--port", str(port), "--upstream", upstream, "--api-key", KEY),
+        *("--client", client),
     )
     try:
         _wait(f"http://127.0.0.1:{port}/", proc)
@@ -82,7 +94,7 @@ def _client(base: str, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=10)
 
 
-@pytest.mark.parametrize("via", ["upstream", "passthrough"])
+@pytest.mark.parametrize("via", ["upstream", "passthrough", "passthrough_lean"])
 def test_completion_and_stream(via: str, request: pytest.FixtureRequest) -> None:
     base: str = request.getfixturevalue(via)
     client = _client(base, KEY if via == "upstream" else "ignored-by-the-passthrough")

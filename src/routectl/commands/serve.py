@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
+from routectl.runtime.options import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    UPSTREAM_CLIENTS,
+)
 
 if TYPE_CHECKING:
     from routectl.runtime.app import Mount
@@ -130,6 +134,16 @@ def register(group: click.Group) -> None:
         "(redis://host:6379/0; needs `pip install 'routectl[redis]'`). Without it each "
         "process counts alone.",
     )
+    @click.option(
+        "--upstream-client",
+        type=click.Choice(UPSTREAM_CLIENTS),
+        default=UPSTREAM_CLIENTS[0],
+        show_default=True,
+        envvar="ROUTECTL_UPSTREAM_CLIENT",
+        show_envvar=True,
+        help="The upstream HTTP client: routectl's lean HTTP/1.1 client, or aiohttp's "
+        "ClientSession (the client before issue 16; docs/performance.md compares them).",
+    )
     def serve(
         table_path: Path,
         watch: bool,
@@ -145,6 +159,7 @@ def register(group: click.Group) -> None:
         max_response_bytes: int,
         metrics_token: str | None,
         redis_url: str | None,
+        upstream_client: str,
     ) -> None:
         """Serve OpenAI-compatible requests routed by the frozen table; SIGHUP reloads it,
         SIGTERM drains and stops."""
@@ -182,6 +197,7 @@ def register(group: click.Group) -> None:
             max_response_bytes=max_response_bytes,
             metrics_token=metrics_token or None,
             limit_settings=limit_settings,
+            upstream_client=upstream_client,
         )
         status = server.run(worker, workers)
         if status:

@@ -6,7 +6,6 @@ import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
 from routectl.runtime import dashboard, handlers
@@ -25,6 +24,7 @@ from routectl.runtime.options import (
 )
 from routectl.runtime.served import Runtime
 from routectl.runtime.state import Clock, RoutingState
+from routectl.runtime.upstream_client import open_upstream_client
 from routectl.table import RoutingTable
 
 __all__ = ["Mount", "create_app"]
@@ -54,11 +54,12 @@ def create_app(
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     metrics_token: str | None = None,
     limits: LimitSettings | None = None,
+    upstream_client: str = "lean",
 ) -> web.Application:
     """Build the app; `rng`, `clock` and `environ` are injectable for tests.
 
     `access_log` defaults to the `routectl.access` logger; `routectl serve` passes a batched
-    writer to stderr.
+    writer to stderr. `upstream_client`: see runtime/upstream_client.py.
     """
     state = RoutingState(clock=clock, rng=rng)
     runtime = Runtime(
@@ -84,14 +85,7 @@ def create_app(
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
         # one keep-alive pool per app: connection reuse is most of a proxy's latency budget
-        connector = aiohttp.TCPConnector(limit=connection_limit, keepalive_timeout=30)
-        # no cookie jar: a gateway must not carry one caller's upstream cookies to the next; no
-        # decompression: bodies pass through as they came (requests ask for identity encoding)
-        async with aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-        ) as session:
+        async with open_upstream_client(upstream_client, connection_limit) as session:
             runtime.session = session
             yield
             runtime.session = None

@@ -17,7 +17,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from routectl.runtime.accesslog import AccessLog
-from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint
+from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint, UpstreamSession
 from routectl.runtime.index import TableIndex
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
@@ -136,7 +136,7 @@ class Runtime:
         self.table_path = table_path
         self.max_response_bytes = max_response_bytes
         self.metrics_token = metrics_token  # /metrics needs it as a bearer token when set
-        self.session: aiohttp.ClientSession | None = None
+        self.session: UpstreamSession | None = None  # the upstream client, opened by the app
         self.draining = False  # stopping (SIGTERM): /readyz answers 503, see runtime/server.py
         self.last_reload: dict[str, Any] | None = None  # the last reload's outcome, for /readyz
         # usage counters and the dashboard's window; `observers` see every request's record

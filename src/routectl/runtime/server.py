@@ -69,6 +69,7 @@ class Worker:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a larger upstream body: 502
     metrics_token: str | None = None  # --metrics-token: /metrics needs it
     limit_settings: LimitSettings = field(default_factory=LimitSettings)  # --redis-url
+    upstream_client: str = "lean"  # --upstream-client: runtime/upstream_client.py
 
 
 # After a drain (or its deadline), the most aiohttp waits for a handler before cancelling it
@@ -87,6 +88,7 @@ async def _serve(w: Worker) -> None:
         max_response_bytes=w.max_response_bytes,
         metrics_token=w.metrics_token,
         limits=w.limit_settings,
+        upstream_client=w.upstream_client,
     )
     # the table and its index live as long as the process: keep the collector from re-scanning them
     gc.collect()

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from routectl.runtime.dialects.anthropic import AnthropicDialect
-from routectl.runtime.dialects.base import Attempt, Endpoint, Reply
+from routectl.runtime.dialects.base import Attempt, Endpoint, Reply, UpstreamSession
 from routectl.runtime.dialects.echo import EchoDialect
 from routectl.runtime.dialects.openai import OpenAIDialect
 from routectl.runtime.dialects.stream import ChunkTranslator
@@ -30,6 +30,7 @@ __all__ = [
     "Dialect",
     "Endpoint",
     "Reply",
+    "UpstreamSession",
     "connection_problems",
 ]
 
@@ -63,7 +64,7 @@ class Dialect(Protocol):
 
     def send(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         endpoint: Endpoint | None,
         attempt: Attempt,
         timeout: aiohttp.ClientTimeout,
@@ -73,7 +74,7 @@ class Dialect(Protocol):
 
     def count_tokens(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         endpoint: Endpoint | None,
         attempt: Attempt,
         timeout: aiohttp.ClientTimeout,

@@ -21,6 +21,7 @@ from routectl.runtime.dialects.base import (
     Endpoint,
     HttpDialect,
     Reply,
+    UpstreamSession,
     attempt_headers,
     replace_model,
     request_headers,
@@ -342,7 +343,7 @@ class AnthropicDialect(HttpDialect):
 
     def count_tokens(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         endpoint: Endpoint | None,
         attempt: Attempt,
         timeout: aiohttp.ClientTimeout,

@@ -21,6 +21,7 @@ __all__ = [
     "Endpoint",
     "HttpDialect",
     "Reply",
+    "UpstreamSession",
     "attempt_headers",
     "replace_model",
     "request_headers",
@@ -121,7 +122,8 @@ class Body(Protocol):
 
 
 class Reply(Protocol):
-    """An upstream's answer: aiohttp's ClientResponse, or a local dialect's stand-in for one."""
+    """An upstream's answer: the lean client's TransportReply, aiohttp's ClientResponse, or a
+    local dialect's stand-in for one."""
 
     @property
     def status(self) -> int:
@@ -151,6 +153,29 @@ class Reply(Protocol):
         ...
 
 
+class UpstreamSession(Protocol):
+    """What sends the upstream requests: the lean client (`runtime/transport`, the default) or
+    aiohttp's ClientSession (`serve --upstream-client aiohttp`); both fit this surface."""
+
+    @property
+    def closed(self) -> bool:
+        """True once closed (readiness)."""
+        ...
+
+    def post(
+        self,
+        url: URL,
+        *,
+        data: bytes,
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout,
+        allow_redirects: bool = ...,
+    ) -> Awaitable[Reply]:
+        """POST; awaiting gives the reply once its headers are in (TimeoutError or
+        aiohttp.ClientError on failure). The lean client never follows redirects."""
+        ...
+
+
 def attempt_headers(endpoint: Endpoint, attempt: Attempt) -> CIMultiDictProxy[str]:
     """The connection's headers, with the client's forwarded ones (native attempts) over them."""
     if not attempt.headers:
@@ -176,7 +201,7 @@ class HttpDialect:
 
     def send(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         endpoint: Endpoint | None,
         attempt: Attempt,
         timeout: aiohttp.ClientTimeout,
@@ -195,7 +220,7 @@ class HttpDialect:
 
     def count_tokens(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         endpoint: Endpoint | None,
         attempt: Attempt,
         timeout: aiohttp.ClientTimeout,

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from routectl.runtime.dialects.base import Attempt, Endpoint, Reply
+from routectl.runtime.dialects.base import Attempt, Endpoint, Reply, UpstreamSession
 from routectl.runtime.dialects.echo_embeddings import echo_embeddings
 from routectl.runtime.dialects.stream import ChunkTranslator
 from routectl.table import Connection, Model
@@ -310,7 +310,7 @@ class EchoDialect:
 
     def send(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         endpoint: Endpoint | None,
         attempt: Attempt,
         timeout: aiohttp.ClientTimeout,
@@ -330,7 +330,7 @@ class EchoDialect:
 
     def count_tokens(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamSession,
         endpoint: Endpoint | None,
         attempt: Attempt,
         timeout: aiohttp.ClientTimeout,
