@@ -125,8 +125,12 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(
             str(EXAMPLES),
             "--seed",
             "13",
+            # one worker: schemathesis' workers are threads, and CPython 3.11's AST constructor
+            # keeps its recursion depth in state the threads share (python/cpython#106905), so
+            # two of them failed about one run in three with "AST constructor recursion depth
+            # mismatch" inside hypothesis, never in the server
             "--workers",
-            "2",
+            "1",
             "--header",
             f"Authorization: Bearer {DEMO_KEY}",
             "--continue-on-failure",
