@@ -18,8 +18,9 @@ the envelope as before; the app `create_app` builds has none, so a request pays 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -97,12 +98,23 @@ class Front:
         route = resource.canonical if resource is not None else "unmatched"
         return _Entry(info, self._format(route), route)
 
-    async def __call__(self, base: web.BaseRequest) -> web.StreamResponse:
+    def __call__(self, base: web.BaseRequest) -> Coroutine[Any, Any, web.StreamResponse]:
         request = cast(web.Request, base)  # the app's request factory makes web.Requests
         entry = self.plain.get((request.method, request.rel_url.path_safe))
+        if entry is None or self.outer or request.headers.get(hdrs.EXPECT):
+            return self._dispatch(request, entry)
+        # what web.Application does: request.app and request.match_info read it
+        request._match_info = entry.match_info
+        # the envelope's coroutine itself, not awaited here: one frame less for the event loop
+        # to step through each time the request resumes (its body, the upstream's answer)
+        return envelope(
+            request, entry.handler, entry.route, entry.fmt, self.runtime, self.connections
+        )
+
+    async def _dispatch(self, request: web.Request, entry: _Entry | None) -> web.StreamResponse:
+        """The rest: routes the dict does not hold, `Expect`, and middlewares of mounts or tests."""
         if entry is None:
             entry = await self._resolve(request)
-        # what web.Application does: request.app and request.match_info read it
         request._match_info = entry.match_info
         if request.headers.get(hdrs.EXPECT):  # 100-continue: before the body is read
             expected = await entry.match_info.expect_handler(request)
