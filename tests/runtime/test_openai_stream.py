@@ -28,3 +28,19 @@ def test_an_unterminated_last_event_is_stamped_at_the_end() -> None:
     stamp = ModelStamp("a/b")
     assert stamp.feed(b'data: {"model":"x"}') == b""
     assert stamp.close() == b'data: {"model":"a/b"}'
+
+
+def test_later_chunks_take_the_shortcut_only_when_it_gives_the_same_bytes() -> None:
+    stamp = ModelStamp("a/b")
+    chunk = b'data: {"model":"up","choices":[{"delta":{"content":"hi"}}]}\n\n'
+    assert stamp.feed(chunk) == chunk.replace(b'"up"', b'"a/b"')
+    # the same sequence again (the shortcut), quoted text that names it left alone
+    quoted = b'data: {"model":"up","choices":[{"delta":{"content":"\\"model\\":\\"up\\""}}]}\n\n'
+    assert stamp.feed(quoted) == quoted.replace(b'"model":"up"', b'"model":"a/b"', 1)
+    # another name, or two keys with different names: key by key, each one stamped
+    other = b'data: {"model":"up-2","x":{"model":"up"}}\n\n'
+    assert stamp.feed(other) == b'data: {"model":"a/b","x":{"model":"a/b"}}\n\n'
+    assert stamp.feed(chunk) == chunk.replace(b'"up"', b'"a/b"')
+    # what the walk leaves alone (an escaped quote before the key), the shortcut does too
+    broken = b'data: {"model":"up","t":\\"model":"up"}\n\n'
+    assert stamp.feed(broken) == ModelStamp("a/b").feed(broken)
