@@ -44,3 +44,15 @@ def test_later_chunks_take_the_shortcut_only_when_it_gives_the_same_bytes() -> N
     # what the walk leaves alone (an escaped quote before the key), the shortcut does too
     broken = b'data: {"model":"up","t":\\"model":"up"}\n\n'
     assert stamp.feed(broken) == ModelStamp("a/b").feed(broken)
+
+
+def test_events_read_at_once_are_stamped_whatever_names_they_carry() -> None:
+    same = b'data: {"model":"up","n":1}\n\ndata: {"model":"up","n":2}\n\n'
+    assert ModelStamp("a/b").feed(same) == same.replace(b'"up"', b'"a/b"')
+    mixed = b'data: {"model":"up"}\n\ndata: {"model":"other"}\n\ndata: {"model":"up"}\n\n'
+    assert ModelStamp("a/b").feed(mixed) == (
+        b'data: {"model":"a/b"}\n\ndata: {"model":"a/b"}\n\ndata: {"model":"a/b"}\n\n'
+    )
+    # text quoting the key after the first real one stays as it was
+    quoted = b'data: {"model":"up","t":"\\"model\\":\\"up\\""}\n\ndata: {"model":"up"}\n\n'
+    assert ModelStamp("a/b").feed(quoted) == quoted.replace(b'"model":"up"', b'"model":"a/b"')

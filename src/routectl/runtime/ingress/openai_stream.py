@@ -9,11 +9,13 @@ replaced, every other byte as the upstream sent it; an incomplete event waits fo
 In valid JSON, `"model"` followed by `:` is a key unless its quote is escaped (`\\"model\\"` is
 text inside a string), so the rewrite never touches message content.
 
-An upstream writes the same `"model":"<its name>"` in every chunk: once one has been found key by
-key, a chunk in which every `"model"` is that exact sequence is rewritten with one
-`bytes.replace` (1.3 instead of 2.9 µs per chunk with the SSE parsing around it, timeit). The
-sequence holds the key's unescaped closing quote and colon, so it cannot occur inside a JSON
-string either.
+An upstream writes the same `"model":"<its name>"` in every chunk: once the first has been found
+key by key, the rest of the stream, when every `"model"` key in it is that exact sequence, is
+rewritten with one `bytes.replace`; the events read at once after the first take it too. The
+instructions of one stream of the bench's six events (callgrind, per stream), before -> after:
+read event by event 121,900 -> 115,300; the first event, then the rest 90,400 -> 66,600; all at
+once 80,800 -> 55,800. The sequence holds the key's unescaped closing quote and colon, so it
+cannot occur inside a JSON string either.
 """
 
 from __future__ import annotations
@@ -44,10 +46,15 @@ class ModelStamp:
         self.error: str | None = None
         self.usage: dict[str, int] | None = None  # not read: the chunks pass through
 
-    def _stamp(self, events: bytes) -> bytes:
+    def _shortcut(self, events: bytes) -> bool:
+        """Whether every `"model"` key of `events` is the upstream's known sequence (and none
+        follows an escaped quote, which the walk would leave alone)."""
         seen = self._seen
-        if seen and events.count(_KEY) == events.count(seen) and _ESCAPED not in events:
-            return events.replace(seen, self._stamped)
+        return bool(seen) and events.count(_KEY) == events.count(seen) and _ESCAPED not in events
+
+    def _stamp(self, events: bytes) -> bytes:
+        if self._shortcut(events):
+            return events.replace(self._seen, self._stamped)
         # bytes.find and slicing: a regex over every chunk cost several microseconds each
         out: list[bytes] = []
         start = 0
@@ -57,11 +64,18 @@ class ModelStamp:
             if at == 0 or events[at - 1] != 0x5C:  # not an escaped quote: a key (or broken JSON)
                 match = _VALUE.match(events, end)
                 if match is not None:
-                    head = events[at : match.start(1)]
-                    self._seen = head + match.group(1)
-                    self._stamped = head + self._value
-                    out += (events[start : match.start(1)], self._value)
+                    value = match.start(1)
+                    out += (events[start:value], self._value)
                     start = end = match.end()
+                    if len(out) == 2:  # the first key: learn its sequence, try the rest with it
+                        found = events[at:end]
+                        if found != self._seen:
+                            self._seen = found
+                            self._stamped = events[at:value] + self._value
+                        rest = events[start:]
+                        if self._shortcut(rest):
+                            out.append(rest.replace(self._seen, self._stamped))
+                            return b"".join(out)
             at = events.find(_KEY, end)
         if not out:
             return events
