@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 from click.testing import CliRunner
 from openai import AsyncOpenAI, AuthenticationError
 
@@ -18,6 +19,7 @@ from routectl.review.explain import explain_model, explain_request, fresh_state
 from routectl.review.explain_http import mount_explain
 from routectl.review.explain_text import render_explanation
 from routectl.runtime.app import create_app
+from routectl.runtime.front import FrontRunner
 from routectl.runtime.index import TableIndex
 from routectl.runtime.plan import RequestFacts
 from routectl.table import RoutingTable
@@ -179,8 +181,19 @@ async def served(aiohttp_server: ServerFactory) -> AsyncIterator[tuple[RoutingTa
     )
     table = build(text)
     app = create_app(table, rng=random.Random(42), environ=ENV, mounts=[mount_explain])
-    runtime = await aiohttp_server(app)
-    yield table, f"http://127.0.0.1:{runtime.port}/v1"
+    runtime = _FrontTestServer(app)
+    await runtime.start_server()
+    try:
+        yield table, f"http://127.0.0.1:{runtime.port}/v1"
+    finally:
+        await runtime.close()
+
+
+class _FrontTestServer(TestServer):
+    """aiohttp's TestServer serving a routectl app through its front, like `routectl serve`."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return FrontRunner(self.app, **kwargs)
 
 
 CASES = [

@@ -17,6 +17,7 @@ from conformance import Answer, check_answers, record_answers
 
 from routectl.compiler import build_table
 from routectl.runtime.app import create_app
+from routectl.runtime.front import FrontRunner
 from routectl.runtime.keys import RUNTIME
 from routectl.runtime.served import Runtime
 from routectl.table import RoutingTable
@@ -105,7 +106,9 @@ class LoopThread:
         return self.run(wrapper())
 
     async def _start(self, app: web.Application) -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        # a routectl app is served by its front (runtime/front.py), like `routectl serve`
+        make = FrontRunner if RUNTIME in app else web.AppRunner
+        runner = make(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -28,3 +28,31 @@ def test_an_unterminated_last_event_is_stamped_at_the_end() -> None:
     stamp = ModelStamp("a/b")
     assert stamp.feed(b'data: {"model":"x"}') == b""
     assert stamp.close() == b'data: {"model":"a/b"}'
+
+
+def test_later_chunks_take_the_shortcut_only_when_it_gives_the_same_bytes() -> None:
+    stamp = ModelStamp("a/b")
+    chunk = b'data: {"model":"up","choices":[{"delta":{"content":"hi"}}]}\n\n'
+    assert stamp.feed(chunk) == chunk.replace(b'"up"', b'"a/b"')
+    # the same sequence again (the shortcut), quoted text that names it left alone
+    quoted = b'data: {"model":"up","choices":[{"delta":{"content":"\\"model\\":\\"up\\""}}]}\n\n'
+    assert stamp.feed(quoted) == quoted.replace(b'"model":"up"', b'"model":"a/b"', 1)
+    # another name, or two keys with different names: key by key, each one stamped
+    other = b'data: {"model":"up-2","x":{"model":"up"}}\n\n'
+    assert stamp.feed(other) == b'data: {"model":"a/b","x":{"model":"a/b"}}\n\n'
+    assert stamp.feed(chunk) == chunk.replace(b'"up"', b'"a/b"')
+    # what the walk leaves alone (an escaped quote before the key), the shortcut does too
+    broken = b'data: {"model":"up","t":\\"model":"up"}\n\n'
+    assert stamp.feed(broken) == ModelStamp("a/b").feed(broken)
+
+
+def test_events_read_at_once_are_stamped_whatever_names_they_carry() -> None:
+    same = b'data: {"model":"up","n":1}\n\ndata: {"model":"up","n":2}\n\n'
+    assert ModelStamp("a/b").feed(same) == same.replace(b'"up"', b'"a/b"')
+    mixed = b'data: {"model":"up"}\n\ndata: {"model":"other"}\n\ndata: {"model":"up"}\n\n'
+    assert ModelStamp("a/b").feed(mixed) == (
+        b'data: {"model":"a/b"}\n\ndata: {"model":"a/b"}\n\ndata: {"model":"a/b"}\n\n'
+    )
+    # text quoting the key after the first real one stays as it was
+    quoted = b'data: {"model":"up","t":"\\"model\\":\\"up\\""}\n\ndata: {"model":"up"}\n\n'
+    assert ModelStamp("a/b").feed(quoted) == quoted.replace(b'"model":"up"', b'"model":"a/b"')

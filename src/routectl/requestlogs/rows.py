@@ -1,7 +1,7 @@
 """One access-log record -> one request_logs row, the same for the live sink, the spool and
 `routectl logs load`, so a request gives the same row whichever way it reaches the database.
 
-The record is the JSON line the runtime writes per request (runtime/middleware.py, handlers.py,
+The record is the JSON line the runtime writes per request (runtime/envelope.py, handlers.py,
 upstream.py, record.py). Message content is never in it, so it is never in a row.
 """
 

@@ -10,12 +10,12 @@ from aiohttp import web
 
 from routectl.runtime import dashboard, handlers
 from routectl.runtime.accesslog import AccessLog
-from routectl.runtime.connections import Connections, track
+from routectl.runtime.connections import Connections
+from routectl.runtime.front import served_by_front
 from routectl.runtime.ingress.anthropic_messages import ANTHROPIC_MESSAGES
 from routectl.runtime.keys import CONNECTIONS, FORMATS, LIMITS, RUNTIME
 from routectl.runtime.limits import Limiter, LimitSettings, backend_for
 from routectl.runtime.metrics import Metrics
-from routectl.runtime.middleware import envelope
 from routectl.runtime.openapi import OPENAPI, OpenAPI, describe_runtime, serve_openapi
 from routectl.runtime.options import (
     DEFAULT_MAX_BODY_BYTES,
@@ -56,7 +56,8 @@ def create_app(
     limits: LimitSettings | None = None,
     upstream_client: str = "lean",
 ) -> web.Application:
-    """Build the app; `rng`, `clock` and `environ` are injectable for tests.
+    """Build the app, to be served by `runtime.front.FrontRunner`; `rng`, `clock` and
+    `environ` are injectable for tests.
 
     `access_log` defaults to the `routectl.access` logger; `routectl serve` passes a batched
     writer to stderr. `upstream_client`: see runtime/upstream_client.py.
@@ -73,8 +74,8 @@ def create_app(
         max_response_bytes=max_response_bytes,
         metrics_token=metrics_token,
     )
-    # track inside envelope: its 413 and its counts see the envelope's error shape and headers
-    app = web.Application(middlewares=[envelope, track], client_max_size=max_body_bytes)
+    # served by runtime.front.FrontRunner: its dispatch and envelope, no middleware of its own
+    app = web.Application(middlewares=[served_by_front], client_max_size=max_body_bytes)
     app[RUNTIME] = runtime
     app[CONNECTIONS] = Connections(runtime.metrics.registry)
     app[FORMATS] = {}  # a route of another client format registers it (errors in its shape)

@@ -5,9 +5,10 @@ aiohttp closes idle keep-alive connections, but it puts no limit on how long req
 take to arrive or how long a request body may stall, and none on how many connections are open:
 a few hundred slow clients would hold a worker's file descriptors for good. So every accepted
 connection's protocol (aiohttp's RequestHandler) is wrapped in a `_Guard` that sees each read;
-the `track` middleware tells the guard when a request's headers are complete, when its body has
-arrived and when its handler is done; one timer closes the connections past their deadline. A
-connection over the cap is answered 503 and closed before aiohttp ever sees it.
+the envelope (runtime/envelope.py) tells the guard, through `Connections.begin` and `end`, when
+a request's headers are complete, when its body has arrived and when its handler is done; one
+timer closes the connections past their deadline. A connection over the cap is answered 503 and
+closed before aiohttp ever sees it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any, cast
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from routectl.runtime.badrequests import quiet_handlers
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
-from routectl.runtime.keys import CONNECTIONS, RUNTIME
+from routectl.runtime.keys import CONNECTIONS
 
 __all__ = [
     "Connections",
@@ -33,7 +33,6 @@ __all__ = [
     "ServerLimits",
     "connection_cap",
     "raise_fd_limit",
-    "track",
 ]
 
 # descriptors kept for everything that is not a client connection: the listening socket, the
@@ -244,6 +243,26 @@ class Connections:
                 guard.transport.close()  # idle between requests: closed quietly
         self._timer = loop.call_later(lim.tick, self._sweep)
 
+    def begin(self, request: web.BaseRequest) -> _Guard | None:
+        """A request's handler starts: count it in flight, start its body deadline (or mark its
+        connection busy when the body has arrived); its connection's guard."""
+        transport = request.transport
+        guard = self.open.get(transport) if transport is not None else None
+        if guard is not None:
+            payload = request.content
+            if payload.is_eof():
+                guard.phase = _BUSY
+            else:
+                guard.phase, guard.since, guard.payload = _BODY, self.clock, payload
+        self.in_flight += 1
+        return guard
+
+    def end(self, guard: _Guard | None) -> None:
+        """The request's handler is done: its connection idles until the next request."""
+        self.in_flight -= 1
+        if guard is not None:
+            guard.phase, guard.since, guard.payload = _IDLE, self.clock, None
+
     async def wait_idle(self, seconds: float) -> bool:
         """Wait until no request is in flight, at most `seconds`; whether none is."""
         loop = asyncio.get_running_loop()
@@ -251,36 +270,6 @@ class Connections:
         while self.in_flight and loop.time() < deadline:
             await asyncio.sleep(0.05)
         return not self.in_flight
-
-
-@web.middleware
-async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count the request in flight, start its body deadline, refuse a declared oversized body."""
-    rt = request.app[RUNTIME]
-    length = request.content_length
-    if length is not None and length > rt.max_body_bytes:
-        # refused before a byte of the body is read (aiohttp would read up to the limit first)
-        raise RoutingError(
-            "request_too_large", 413, f"Request body is larger than {rt.max_body_bytes} bytes"
-        )
-    conns = request.app[CONNECTIONS]
-    guard = conns.open.get(request.transport) if request.transport is not None else None
-    if guard is not None:
-        payload = request.content
-        if payload.is_eof():
-            guard.phase = _BUSY
-        else:
-            guard.phase, guard.since, guard.payload = _BODY, conns.clock, payload
-    conns.in_flight += 1
-    try:
-        resp = await handler(request)
-        if rt.draining and not resp.prepared:
-            resp.force_close()  # the client reconnects, to a replica that is not stopping
-        return resp
-    finally:
-        conns.in_flight -= 1
-        if guard is not None:
-            guard.phase, guard.since, guard.payload = _IDLE, conns.clock, None
 
 
 class GuardedSite(web.BaseSite):

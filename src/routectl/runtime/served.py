@@ -18,9 +18,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint, UpstreamSession
+from routectl.runtime.fields import routing_fields
 from routectl.runtime.index import TableIndex
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
+from routectl.runtime.plan import Candidate, RoutePlan
+from routectl.runtime.routes import Route
 from routectl.runtime.state import RoutingState
 from routectl.runtime.usage import Usage
 from routectl.table import RoutingTable, TableError, load_table
@@ -43,13 +46,15 @@ class ServedTable:
 
     Caches (filled on first use, dropped with the table on reload):
     `models_bodies` (caller handle -> the /v1/models body), `answer_headers` ((connection, model)
-    -> the headers of a chosen model's answer), `timeouts` (ms -> aiohttp.ClientTimeout).
+    -> the headers of a chosen model's answer), `timeouts` (ms -> aiohttp.ClientTimeout),
+    `fields` ((route, model) -> the `_...` fields of an answer that needed no per-request ones).
     """
 
     __slots__ = (
         "answer_headers",
         "dialects",
         "endpoints",
+        "fields",
         "index",
         "loaded_at",
         "models_bodies",
@@ -76,6 +81,7 @@ class ServedTable:
             self.endpoints[cid] = dialect.endpoint(c, environ)
         self.models_bodies: dict[str, bytes] = {}
         self.answer_headers: dict[tuple[str, str], CIMultiDictProxy[str]] = {}
+        self.fields: dict[tuple[str, str], dict[str, Any]] = {}
         # the table's own timeouts, built once; request overrides add up to _MAX_TIMEOUTS
         self.timeouts: dict[int, aiohttp.ClientTimeout] = {
             ms: _timeout(ms)
@@ -84,6 +90,21 @@ class ServedTable:
                 *(c.timeout_ms for c in table.collections.values()),
             }
         }
+
+    def routing_fields(
+        self, route: Route, plan: RoutePlan, used: Candidate, first: Candidate, reason: str | None
+    ) -> dict[str, Any]:
+        """The `_...` fields of an answer (runtime/fields.py). Without strategy fields or a
+        fallback they depend on the route and the model alone: built once per (route, model) and
+        shared, so read only. A request-level load balancer's route is the client's own list of
+        models, so it is never cached (the cache stays bounded by the table)."""
+        if plan.info or used is not first or route.kind == "load_balancer":
+            return routing_fields(route, plan, used, first, reason, self.sha)
+        key = (route.key, used.model_id)
+        found = self.fields.get(key)
+        if found is None:
+            found = self.fields[key] = routing_fields(route, plan, used, first, None, self.sha)
+        return found
 
     def timeout(self, ms: int) -> aiohttp.ClientTimeout:
         """The upstream timeout of `ms` milliseconds (connect and each read)."""

@@ -25,6 +25,7 @@ from aiohttp import web
 from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.app import Mount, create_app
 from routectl.runtime.connections import GuardedSite, ServerLimits, raise_fd_limit
+from routectl.runtime.front import FrontRunner
 from routectl.runtime.keys import CONNECTIONS, RUNTIME
 from routectl.runtime.limits import LimitSettings
 from routectl.runtime.options import DEFAULT_MAX_RESPONSE_BYTES
@@ -165,7 +166,7 @@ async def listen(
 ) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port with the client limits (timeouts, connection cap); the runner
     and the bound port."""
-    runner = web.AppRunner(
+    runner = FrontRunner(
         app,
         handler_cancellation=True,
         access_log=None,

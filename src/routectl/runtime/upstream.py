@@ -25,7 +25,6 @@ from multidict import CIMultiDict
 from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.dialects.stream import Chain
 from routectl.runtime.errors import RoutingError
-from routectl.runtime.fields import routing_fields
 from routectl.runtime.keys import ANSWER_HEADERS, STARTED
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.refusals import exhausted
@@ -326,7 +325,7 @@ class _Forwarder:
             fmt.stamp(
                 data,
                 cand.model_id,
-                routing_fields(self.route, self.plan, cand, first, reason, served.sha),
+                served.routing_fields(self.route, self.plan, cand, first, reason),
             )
             _note_usage(self.rec, cand, fmt.usage(data))
             # the prebuilt headers as they are; the envelope adds x-request-id (one header copy)

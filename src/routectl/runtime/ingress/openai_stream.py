@@ -8,6 +8,14 @@ replaced, every other byte as the upstream sent it; an incomplete event waits fo
 
 In valid JSON, `"model"` followed by `:` is a key unless its quote is escaped (`\\"model\\"` is
 text inside a string), so the rewrite never touches message content.
+
+An upstream writes the same `"model":"<its name>"` in every chunk: once the first has been found
+key by key, the rest of the stream, when every `"model"` key in it is that exact sequence, is
+rewritten with one `bytes.replace`; the events read at once after the first take it too. The
+instructions of one stream of the bench's six events (callgrind, per stream), before -> after:
+read event by event 121,900 -> 115,300; the first event, then the rest 90,400 -> 66,600; all at
+once 80,800 -> 55,800. The sequence holds the key's unescaped closing quote and colon, so it
+cannot occur inside a JSON string either.
 """
 
 from __future__ import annotations
@@ -21,20 +29,32 @@ __all__ = ["ModelStamp"]
 # after the key: spacing, the colon, and a string value (group 1)
 _VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*")')
 _KEY = b'"model"'
+_ESCAPED = b'\\"model"'  # left alone by the key-by-key walk: so by the shortcut too
 
 
 class ModelStamp:
     """Upstream OpenAI chunk bytes in, the same chunks with `model` = the routed id out."""
 
-    __slots__ = ("_buffer", "_value", "error", "usage")
+    __slots__ = ("_buffer", "_seen", "_stamped", "_value", "error", "usage")
 
     def __init__(self, model_id: str) -> None:
         self._value = orjson.dumps(model_id)
         self._buffer = b""
+        # the upstream's last `"model": "<name>"` as it wrote it, and what replaces it
+        self._seen = b""
+        self._stamped = b""
         self.error: str | None = None
         self.usage: dict[str, int] | None = None  # not read: the chunks pass through
 
+    def _shortcut(self, events: bytes) -> bool:
+        """Whether every `"model"` key of `events` is the upstream's known sequence (and none
+        follows an escaped quote, which the walk would leave alone)."""
+        seen = self._seen
+        return bool(seen) and events.count(_KEY) == events.count(seen) and _ESCAPED not in events
+
     def _stamp(self, events: bytes) -> bytes:
+        if self._shortcut(events):
+            return events.replace(self._seen, self._stamped)
         # bytes.find and slicing: a regex over every chunk cost several microseconds each
         out: list[bytes] = []
         start = 0
@@ -44,8 +64,18 @@ class ModelStamp:
             if at == 0 or events[at - 1] != 0x5C:  # not an escaped quote: a key (or broken JSON)
                 match = _VALUE.match(events, end)
                 if match is not None:
-                    out += (events[start : match.start(1)], self._value)
+                    value = match.start(1)
+                    out += (events[start:value], self._value)
                     start = end = match.end()
+                    if len(out) == 2:  # the first key: learn its sequence, try the rest with it
+                        found = events[at:end]
+                        if found != self._seen:
+                            self._seen = found
+                            self._stamped = events[at:value] + self._value
+                        rest = events[start:]
+                        if self._shortcut(rest):
+                            out.append(rest.replace(self._seen, self._stamped))
+                            return b"".join(out)
             at = events.find(_KEY, end)
         if not out:
             return events

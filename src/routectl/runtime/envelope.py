@@ -1,4 +1,10 @@
-"""The envelope around every request: request id, table snapshot, error shape, headers, metrics, access log."""
+"""The envelope around every request: request id, table snapshot, body limit, connection phase,
+error shape, headers, metrics, access log and the request observers.
+
+One coroutine, called by the front's dispatch (runtime/front.py) with the route it found: before
+issue 16 this was two aiohttp middlewares (`envelope`, then `track`) wrapped around the handler
+per request by `web.Application`; one function does both for a fraction of the instructions.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import itertools
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -16,16 +22,12 @@ from aiohttp.typedefs import Handler
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress import ClientFormat
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
-from routectl.runtime.keys import (
-    ANSWER_HEADERS,
-    FORMATS,
-    RECORD,
-    REQUEST_ID,
-    RUNTIME,
-    SERVED,
-    STARTED,
-)
+from routectl.runtime.keys import ANSWER_HEADERS, RECORD, REQUEST_ID, SERVED, STARTED
 from routectl.runtime.retry import retry_headers
+
+if TYPE_CHECKING:
+    from routectl.runtime.connections import Connections
+    from routectl.runtime.served import Runtime
 
 __all__ = ["envelope", "error_response"]
 
@@ -55,7 +57,7 @@ class _RequestIds:
 _ids = _RequestIds()
 
 
-def _request_id(request: web.Request) -> str:
+def _request_id(request: web.BaseRequest) -> str:
     given = request.headers.get("x-request-id")
     if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
@@ -73,11 +75,13 @@ def error_response(error: RoutingError, fmt: ClientFormat = OPENAI_CHAT) -> web.
     )
 
 
+def _too_large(max_body: int) -> RoutingError:
+    return RoutingError("request_too_large", 413, f"Request body is larger than {max_body} bytes")
+
+
 def _http_error(exc: web.HTTPException, max_body: int) -> RoutingError:
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return RoutingError(
-            "request_too_large", 413, f"Request body is larger than {max_body} bytes"
-        )
+        return _too_large(max_body)
     code = _HTTP_CODES.get(exc.status, "http_error")
     headers = None
     if isinstance(exc, web.HTTPMethodNotAllowed):  # RFC 9110: a 405 names what is allowed
@@ -85,10 +89,16 @@ def _http_error(exc: web.HTTPException, max_body: int) -> RoutingError:
     return RoutingError(code, exc.status, exc.reason, headers=headers)
 
 
-@web.middleware
-async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Wrap a handler: ids and table headers on every response, errors as JSON, one log line."""
-    rt = request.app[RUNTIME]
+async def envelope(
+    request: web.Request,
+    handler: Handler,
+    route: str,
+    fmt: ClientFormat,
+    rt: Runtime,
+    conns: Connections,
+) -> web.StreamResponse:
+    """Run `handler` (matched as `route`, whose errors answer in `fmt`): ids and table headers on
+    every response, errors as JSON, the connection's phases, one log line."""
     served = rt.served
     rid = _request_id(request)
     rec: dict[str, Any] = {"request_id": rid, "method": request.method, "path": request.path}
@@ -96,14 +106,20 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     request[REQUEST_ID] = rid
     request[RECORD] = rec
     started = request[STARTED] = time.perf_counter()
-    info = request.match_info.route.resource
-    route = info.canonical if info is not None else "unmatched"
-    # the client format of the route: errors answer in its shape (OpenAI chat when unregistered)
-    fmt = request.app[FORMATS].get(route, OPENAI_CHAT)
     resp: web.StreamResponse | None = None
     try:
         try:
-            resp = await handler(request)
+            length = request.content_length
+            if length is not None and length > rt.max_body_bytes:
+                # refused before a byte of the body is read (aiohttp would read up to the limit)
+                raise _too_large(rt.max_body_bytes)
+            guard = conns.begin(request)
+            try:
+                resp = await handler(request)
+                if rt.draining and not resp.prepared:
+                    resp.force_close()  # the client reconnects, to a replica that is not stopping
+            finally:
+                conns.end(guard)
         except RoutingError as exc:
             resp = error_response(exc, fmt)
             rec["error"] = exc.code
