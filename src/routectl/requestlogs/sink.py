@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from routectl.requestlogs.database import RequestLogDatabase
-from routectl.requestlogs.rows import parse_line, record_text
+from routectl.requestlogs.rows import batch_json, parse_line
 from routectl.requestlogs.spool import Spool
 from routectl.runtime.app import Mount
 from routectl.runtime.keys import RUNTIME
@@ -156,24 +156,21 @@ class RequestLogSink:
     def _database_worth_trying(self) -> bool:
         return self.up is not False or time.monotonic() >= self._retry_at
 
-    def _rows(self, records: list[dict[str, Any]]) -> list[str]:
-        rows = []
-        for record in records:
-            try:
-                rows.append(record_text(record))
-            except TypeError:  # not JSON (never from the runtime)
-                self.dropped["invalid"] += 1
-        return rows
+    def _encode(self, records: list[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]]]:
+        batch, kept = batch_json(records)
+        self.dropped["invalid"] += len(records) - len(kept)  # not JSON (never from the runtime)
+        return batch, kept
 
-    def _write(self, rows: list[str]) -> bool:
-        """Write rows; False (the database is now marked away) when that failed."""
+    def _write(self, batch: bytes, rows: int) -> bool:
+        """Write a batch (rows.batch_json) of `rows` records; False (the database is now marked
+        away) when that failed."""
         try:
-            inserted = self.db.write(rows)
+            inserted = self.db.write(batch)
         except (psycopg.Error, OSError) as exc:
             self._went_away(exc)
             return False
         self.written += inserted
-        self.duplicates += len(rows) - inserted
+        self.duplicates += rows - inserted
         if self.up is not True:
             log.info("request_logs: writing to %s", self.where)
         self.up = True
@@ -192,7 +189,8 @@ class RequestLogSink:
         self._retry_at = time.monotonic() + self.retry_s
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
-        if self._database_worth_trying() and self._write(self._rows(records)):
+        batch, records = self._encode(records)
+        if not records or (self._database_worth_trying() and self._write(batch, len(records))):
             return
         kept, dropped = self.spool.append(records)
         self.spooled += kept
@@ -212,7 +210,8 @@ class RequestLogSink:
         for claimed in self.spool.claim():
             ok = True
             for chunk in _chunks(claimed.lines(), self.batch_max):
-                if not self._write(self._rows(chunk)):
+                batch, chunk = self._encode(chunk)
+                if chunk and not self._write(batch, len(chunk)):
                     ok = False
                     break
                 loaded += len(chunk)
