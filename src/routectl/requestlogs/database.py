@@ -24,11 +24,14 @@ from routectl.requestlogs.rows import COLUMNS, ROW_SQL
 __all__ = ["RequestLogDatabase", "connect"]
 
 _COLS = ", ".join(COLUMNS)
+# bytes with a $1 placeholder, for a RawCursor: the statement is long, and psycopg would otherwise
+# parse it and encode it anew at each batch; psycopg prepares it after a few batches, after which
+# the server does not parse it either
 _INSERT = (
     f"INSERT INTO request_logs ({_COLS}) SELECT "
     + ", ".join(ROW_SQL[c] for c in COLUMNS)
-    + " FROM jsonb_array_elements(%s) AS batch(r) ON CONFLICT DO NOTHING"
-)
+    + " FROM jsonb_array_elements($1) AS batch(r) ON CONFLICT DO NOTHING"
+).encode()
 
 
 def _as_is(payload: bytes) -> bytes:
@@ -64,7 +67,7 @@ class RequestLogDatabase:
         try:
             with self._watchdog():
                 conn = self._connection()
-                with conn.cursor() as cur:
+                with psycopg.RawCursor(conn) as cur:
                     cur.execute(_INSERT, (Jsonb(batch, dumps=_as_is),))
                     inserted = cur.rowcount
                 conn.commit()
