@@ -251,7 +251,8 @@ def _load_runs(
     )
     if db_us:
         print(
-            f"- database CPU per row written (median of the sink-on turns): {statistics.median(db_us):.1f} us"
+            "- database CPU per row written (median of the sink-on turns): "
+            f"{statistics.median(db_us):.1f} us"
         )
     print(
         f"- rows: {rows:,} written for the {queued:,.0f} requests the sink-on server queued "
@@ -450,7 +451,8 @@ def _instructions(work: Path, group: ProcessGroup, url: str, table: Path, n: int
     print("| instructions (callgrind) | event loop thread | other threads | total per request |")
     print("|---|---:|---:|---:|")
     print(
-        f"| sink off, {n} sequential requests | {off_loop:,.0f} | {off_other:,.0f} | {off_total:,.0f} |"
+        f"| sink off, {n} sequential requests | {off_loop:,.0f} | {off_other:,.0f} | "
+        f"{off_total:,.0f} |"
     )
     print(
         f"| sink on, {n} sequential requests | {on_loop:,.0f} | {on_other:,.0f} | {on_total:,.0f} |"

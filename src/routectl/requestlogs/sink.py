@@ -5,11 +5,11 @@ The request path (the envelope's observers) appends the record to a bounded in-m
 deque append, or a counter when the queue is full; nothing else per request (no row, no JSON, no
 lock, no wake-up). A writer thread wakes every `interval` and writes what is queued in batches:
 each batch one JSON array (one orjson call) and one INSERT that derives the rows in PostgreSQL,
-idempotent by request id (database.py). When the database is away, slow (a statement over its timeout) or refuses the rows,
-the batch goes to the spool (spool.py: local JSON lines, bounded in bytes) and the writer retries
-the database every `retry_s`; once it answers, the spool is loaded and deleted. So up to the
-spool's bound nothing is lost, and nothing is written twice. Counters and gauges of all this are
-exported with the runtime's metrics.
+idempotent by request id (database.py). When the database is away, slow (a statement over its
+timeout) or refuses the rows, the batch goes to the spool (spool.py: local JSON lines, bounded in
+bytes) and the writer retries the database every `retry_s`; once it answers, the spool is loaded
+and deleted. So up to the spool's bound nothing is lost, and nothing is written twice. Counters
+and gauges of all this are exported with the runtime's metrics.
 """
 
 from __future__ import annotations
