@@ -83,3 +83,37 @@ def test_the_url_is_never_shown_with_its_password() -> None:
     url = "postgresql://writer:s3cret@db.internal:6543/usage"
     assert describe_url(url) == "db.internal:6543/usage"
     assert "s3cret" not in str(default_spool_dir(url))
+
+
+def test_a_record_that_is_not_json_is_dropped_and_counted_the_rest_of_its_batch_kept(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://u:secret@127.0.0.1:{_closed_port()}/db?connect_timeout=1"
+    sink = RequestLogSink(url, tmp_path / "spool", interval=0.05)
+    sink.start()
+    try:
+        for i in range(5):
+            sink.offer({**_record(i), "odd": object()} if i == 2 else _record(i))
+        deadline = time.monotonic() + 10
+        while sink.spooled + sink.dropped["invalid"] < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        sink.stop()
+    assert (sink.spooled, sink.dropped["invalid"], sink.queued) == (4, 1, 5)
+    (spool_file,) = (tmp_path / "spool").glob("*.jsonl")
+    records = [parse_line(line) for line in spool_file.read_bytes().splitlines()]
+    assert [r["request_id"] for r in records if r] == [f"req-{i:05d}" for i in (0, 1, 3, 4)]
+
+
+def test_queued_counts_every_record_taken_or_waiting_and_never_goes_back(tmp_path: Path) -> None:
+    sink = RequestLogSink(f"postgresql://u@127.0.0.1:{_closed_port()}/db", tmp_path)
+    seen = []
+    for i in range(4):
+        sink.offer(_record(i))
+        seen.append(sink.queued)
+    sink.queue.popleft()  # the writer took one and has not counted it yet
+    seen.append(sink.queued)
+    sink.taken += 1
+    seen.append(sink.queued)
+    assert seen == [1, 2, 3, 4, 4, 4]

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from routectl.requestlogs.database import RequestLogDatabase
-from routectl.requestlogs.rows import parse_line, record_text
+from routectl.requestlogs.rows import batch_json, parse_line
 
 __all__ = ["LoadReport", "load_files"]
 
@@ -45,7 +45,7 @@ def _open(path: str) -> BinaryIO:
     return Path(path).open("rb")
 
 
-def _rows(paths: Iterable[str], report: LoadReport) -> Iterator[str]:
+def _records(paths: Iterable[str], report: LoadReport) -> Iterator[dict[str, Any]]:
     for path in paths:
         handle = _open(path)
         try:
@@ -55,7 +55,7 @@ def _rows(paths: Iterable[str], report: LoadReport) -> Iterator[str]:
                 if record is None:
                     continue
                 report.rows += 1
-                yield record_text(record)
+                yield record
         finally:
             if handle is not sys.stdin.buffer:
                 handle.close()
@@ -65,10 +65,10 @@ def load_files(url: str, paths: Iterable[str], *, timeout_s: float = 30.0) -> Lo
     """Load every routed request's record in `paths` ("-": stdin; *.gz read as gzip)."""
     report = LoadReport()
     db = RequestLogDatabase(url, timeout_s=timeout_s)
-    batch: list[str] = []
+    batch: list[dict[str, Any]] = []
     try:
-        for row in _rows(paths, report):
-            batch.append(row)
+        for record in _records(paths, report):
+            batch.append(record)
             if len(batch) >= _BATCH:
                 _flush(db, batch, report)
         _flush(db, batch, report)
@@ -77,10 +77,11 @@ def load_files(url: str, paths: Iterable[str], *, timeout_s: float = 30.0) -> Lo
     return report
 
 
-def _flush(db: RequestLogDatabase, batch: list[str], report: LoadReport) -> None:
+def _flush(db: RequestLogDatabase, batch: list[dict[str, Any]], report: LoadReport) -> None:
     if not batch:
         return
-    inserted = db.write(batch)
+    payload, rows = batch_json(batch)  # a parsed line is JSON: all of them
+    inserted = db.write(payload)
     report.inserted += inserted
-    report.duplicates += len(batch) - inserted
+    report.duplicates += len(rows) - inserted
     batch.clear()

@@ -13,7 +13,7 @@ import orjson
 
 from routectl.runtime.usage import ROUTED_PATHS
 
-__all__ = ["COLUMNS", "ROW_SQL", "is_logged", "parse_line", "record_text"]
+__all__ = ["COLUMNS", "ROW_SQL", "batch_json", "is_logged", "parse_line"]
 
 # request_logs' columns in the order rows hold them (SPEC §5; schema_v2.sql.j2)
 COLUMNS = (
@@ -78,8 +78,9 @@ def _number(field: str, sql_type: str = "double precision") -> str:
     return f"CASE WHEN jsonb_typeof(r->'{field}') = 'number' THEN (r->>'{field}')::{sql_type} END"
 
 
-# The row of a record, in SQL over the record as jsonb `r`: the gateway sends the record as it is
-# (one JSON text per row; cheap on the request path's CPU) and PostgreSQL derives every column.
+# The row of a record, in SQL over the record as jsonb `r`: the gateway sends the records as they
+# are (a batch is one JSON array, encoded by one orjson call; see batch_json) and PostgreSQL
+# derives every column.
 # Every field is read by its JSON type, so a record with an odd field gives NULL there, never an
 # error that would hold back the rest of its batch.
 _LATENCY = _number("latency_ms")
@@ -138,6 +139,19 @@ ROW_SQL: dict[str, str] = {
 assert tuple(ROW_SQL) == COLUMNS
 
 
-def record_text(record: dict[str, Any]) -> str:
-    """What the database receives of a record (see ROW_SQL): its JSON text."""
-    return orjson.dumps(record).decode()
+def batch_json(records: list[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]]]:
+    """What the database receives of a batch of records (see ROW_SQL): one JSON array, encoded in
+    one call (no Python work per record), and the records it holds (`records` itself, unless one
+    is not JSON: never one from the runtime, and then the rest of the batch is still written)."""
+    try:
+        return orjson.dumps(records), records
+    except TypeError:
+        pass
+    kept, texts = [], []
+    for record in records:
+        try:
+            texts.append(orjson.dumps(record))
+        except TypeError:
+            continue
+        kept.append(record)
+    return b"[" + b",".join(texts) + b"]", kept

@@ -2,13 +2,14 @@
 off the request path, without ever slowing or failing a request.
 
 The request path (the envelope's observers) appends the record to a bounded in-memory queue: one
-deque append, or a counter when the queue is full. A writer thread wakes every `interval`, turns
-what is queued into rows and writes them in batches (COPY, idempotent by request id; see
-database.py). When the database is away, slow (a statement over its timeout) or refuses the rows,
-the batch goes to the spool (spool.py: local JSON lines, bounded in bytes) and the writer retries
-the database every `retry_s`; once it answers, the spool is loaded and deleted. So up to the
-spool's bound nothing is lost, and nothing is written twice. Counters and gauges of all this are
-exported with the runtime's metrics.
+deque append, or a counter when the queue is full; nothing else per request (no row, no JSON, no
+lock, no wake-up). A writer thread wakes every `interval` and writes what is queued in batches:
+each batch one JSON array (one orjson call) and one INSERT that derives the rows in PostgreSQL,
+idempotent by request id (database.py). When the database is away, slow (a statement over its
+timeout) or refuses the rows, the batch goes to the spool (spool.py: local JSON lines, bounded in
+bytes) and the writer retries the database every `retry_s`; once it answers, the spool is loaded
+and deleted. So up to the spool's bound nothing is lost, and nothing is written twice. Counters
+and gauges of all this are exported with the runtime's metrics.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from routectl.requestlogs.database import RequestLogDatabase
-from routectl.requestlogs.rows import parse_line, record_text
+from routectl.requestlogs.rows import batch_json, parse_line
 from routectl.requestlogs.spool import Spool
 from routectl.runtime.app import Mount
 from routectl.runtime.keys import RUNTIME
@@ -97,8 +98,10 @@ class RequestLogSink:
         self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # counters (written by one thread each: the queue's by the event loop, the rest here)
-        self.queued = 0
+        # counters, each written by one thread: `dropped["queue_full"]` by the event loop, the
+        # rest by the writer (`queued` is what it took plus what waits: no count per request)
+        self.taken = 0  # records the writer took from the queue
+        self._queued_seen = 0
         self.written = 0  # rows inserted, from the queue or the spool
         self.duplicates = 0  # rows already there (a spool file loaded again)
         self.spooled = 0
@@ -107,14 +110,23 @@ class RequestLogSink:
     # ------------------------------------------------------------ the request path
 
     def offer(self, record: dict[str, Any]) -> None:
-        """Queue a request's record (the envelope calls this once per request)."""
-        if record["path"] not in ROUTED_PATHS:
-            return
-        if len(self.queue) >= self.queue_max:
-            self.dropped["queue_full"] += 1
-            return
-        self.queue.append(record)
-        self.queued += 1
+        """Queue a request's record (the envelope calls this once per request): the record as it
+        is, one deque append (atomic under the GIL: no lock, no wake-up of the writer, which
+        wakes on its own every `interval`); the row is made in the writer thread."""
+        if record["path"] in ROUTED_PATHS:
+            queue = self.queue
+            if len(queue) < self.queue_max:
+                queue.append(record)
+            else:
+                self.dropped["queue_full"] += 1
+
+    @property
+    def queued(self) -> int:
+        """Records queued so far. The writer counts what it takes after taking it, so the sum
+        can lag for a moment while it takes a batch: the largest value seen is kept, which never
+        goes back and is exact once the writer has taken what it took."""
+        self._queued_seen = max(self._queued_seen, self.taken + len(self.queue))
+        return self._queued_seen
 
     # ------------------------------------------------------------ the writer thread
 
@@ -149,31 +161,30 @@ class RequestLogSink:
             self._replay()
 
     def _drain(self) -> None:
-        while self.queue:
-            batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.batch_max))]
+        queue = self.queue
+        while queue:
+            batch = [queue.popleft() for _ in range(min(len(queue), self.batch_max))]
+            self.taken += len(batch)  # after taking them: `queued` may lag, never run ahead
             self._deliver(batch)
 
     def _database_worth_trying(self) -> bool:
         return self.up is not False or time.monotonic() >= self._retry_at
 
-    def _rows(self, records: list[dict[str, Any]]) -> list[str]:
-        rows = []
-        for record in records:
-            try:
-                rows.append(record_text(record))
-            except TypeError:  # not JSON (never from the runtime)
-                self.dropped["invalid"] += 1
-        return rows
+    def _encode(self, records: list[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]]]:
+        batch, kept = batch_json(records)
+        self.dropped["invalid"] += len(records) - len(kept)  # not JSON (never from the runtime)
+        return batch, kept
 
-    def _write(self, rows: list[str]) -> bool:
-        """Write rows; False (the database is now marked away) when that failed."""
+    def _write(self, batch: bytes, rows: int) -> bool:
+        """Write a batch (rows.batch_json) of `rows` records; False (the database is now marked
+        away) when that failed."""
         try:
-            inserted = self.db.write(rows)
+            inserted = self.db.write(batch)
         except (psycopg.Error, OSError) as exc:
             self._went_away(exc)
             return False
         self.written += inserted
-        self.duplicates += len(rows) - inserted
+        self.duplicates += rows - inserted
         if self.up is not True:
             log.info("request_logs: writing to %s", self.where)
         self.up = True
@@ -192,7 +203,8 @@ class RequestLogSink:
         self._retry_at = time.monotonic() + self.retry_s
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
-        if self._database_worth_trying() and self._write(self._rows(records)):
+        batch, records = self._encode(records)
+        if not records or (self._database_worth_trying() and self._write(batch, len(records))):
             return
         kept, dropped = self.spool.append(records)
         self.spooled += kept
@@ -212,7 +224,8 @@ class RequestLogSink:
         for claimed in self.spool.claim():
             ok = True
             for chunk in _chunks(claimed.lines(), self.batch_max):
-                if not self._write(self._rows(chunk)):
+                batch, chunk = self._encode(chunk)
+                if chunk and not self._write(batch, len(chunk)):
                     ok = False
                     break
                 loaded += len(chunk)
