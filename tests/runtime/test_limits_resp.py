@@ -152,3 +152,39 @@ async def test_the_batch_script_runs_through_both_clients_alike(redis_server: Re
     assert await py._call(["{routectl}:a"], args) == [1, 2, 100, -1]
     await lean.close()
     await py.close()
+
+
+async def test_a_check_cancelled_in_flight_leaves_the_backend_usable(
+    redis_server: RedisServer,
+) -> None:
+    # alone, a check makes the Redis call itself; its request going away mid-call (a client
+    # that disconnects) must neither wedge the batching nor strand the checks behind it
+    registry = CollectorRegistry()
+    lim = Limiter(RedisBackend(redis_server.url, timeout_s=1.0), registry, Clock())
+    t = table()
+    first = await admit(lim, t, "bob", prompt_tokens=10)
+    lim.settle(first, {"prompt_tokens": 5, "completion_tokens": 50}, failed=False)
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        alone = asyncio.ensure_future(admit(lim, t, "alice"))
+        await asyncio.sleep(0.02)
+        behind = [asyncio.ensure_future(admit(lim, t, "alice")) for _ in range(3)]
+        await asyncio.sleep(0.02)
+        alone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await alone
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    tickets = await asyncio.wait_for(asyncio.gather(*behind), 2.0)
+    assert all(ticket is not None for ticket in tickets)
+    # the correction that rode with the cancelled call is counted as lost, not sent twice
+    assert (
+        registry.get_sample_value("routectl_limit_backend_errors_total", {"outcome": "unsettled"})
+        == 1
+    )
+    assert (await admit(lim, t, "alice")).headers["x-ratelimit-remaining-requests"] in (
+        "55",
+        "56",
+    )
+    await lim.close()

@@ -298,8 +298,24 @@ class RedisBackend:
         ]
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._checks.append((slot, spec, future))
-        self._kick(0.0)
-        values = await future
+        if self._sending:
+            values = await future  # leaves with the sender's next call
+        else:
+            # nothing in flight: this request makes the call itself, with the corrections that
+            # wait (no sender task, two turns of the event loop fewer); what arrives meanwhile
+            # waits for a sender started once this call returns
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._sending = True
+            try:
+                await self._send()
+            finally:
+                if self._checks or self._corrections:
+                    self._start_sender()
+                else:
+                    self._sending = False
+            values = future.result()
         used = tuple(values[1::3])
         oldest = tuple(None if v < 0 else v for v in values[2::3])
         free = tuple(None if v < 0 else v for v in values[3::3])
@@ -381,6 +397,13 @@ class RedisBackend:
                 raise BackendUnavailable("redis failed less than a second ago")
             try:
                 raw = await self._call(keys, args)
+            except asyncio.CancelledError:
+                # the request that made the call itself went away (its client disconnected):
+                # whether Redis got the batch is unknown, so its corrections count as lost
+                # rather than risk booking them twice
+                if corrections:
+                    self._lost(len(corrections))
+                raise
             except self._errors as exc:
                 self.down_until = time.monotonic() + self.retry_after_s
                 raise BackendUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
