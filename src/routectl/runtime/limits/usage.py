@@ -8,7 +8,6 @@ exactly the stream it asked for (code that reads `chunk.choices[0]` on every chu
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -78,9 +77,12 @@ class UsageWatch:
         """Record the usage an event reports; True when it is the usage-only chunk to drop."""
         if _USAGE not in event or any(n in event for n in _NULLS):
             return False
-        payload = b"\n".join(
-            line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")
-        )
+        if event.startswith(b"data: ") and b"\n" not in event:  # one data line: the usual
+            payload = event[6:]
+        else:
+            payload = b"\n".join(
+                line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")
+            )
         try:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -149,12 +151,17 @@ def watch_usage(call: Call) -> Call:
     when the client did not ask for it); other calls as they are."""
     if not call.stream or call.format.name != "openai.chat":
         return call
-    body = call.body
+    # the call is changed in place, as its body is (dataclasses.replace of a Call costs ~5 µs;
+    # the handler goes on with the watched call only)
     if call.include_usage:
-        return replace(call, format=WatchedFormat(call.format, strip=False))
+        call.format = WatchedFormat(call.format, strip=False)
+        return call
+    body = call.body
     options = body.get("stream_options")
     body["stream_options"] = {
         **(options if isinstance(options, dict) else {}),
         "include_usage": True,
     }
-    return replace(call, format=WatchedFormat(call.format, strip=True), raw=None)
+    call.format = WatchedFormat(call.format, strip=True)
+    call.raw = None
+    return call
