@@ -127,7 +127,7 @@ async def test_a_redis_that_stops_answering_fails_open_within_the_timeout_and_re
             started = time.perf_counter()
             assert await admit(lim, t, "alice") is None  # fail open
             took.append(time.perf_counter() - started)
-        assert max(took) < 0.25, took  # the first waits for the 100 ms timeout, no more
+        assert max(took) < 0.35, took  # the first waits for the 100 ms timeout (+ load)
         assert (
             registry.get_sample_value("routectl_limit_backend_errors_total", {"outcome": "allowed"})
             == 10
