@@ -220,12 +220,13 @@ def _ttl_ms(c: Charge, now: float) -> int:
 
 
 class RedisBackend:
-    """Counters in Redis (redis-py's asyncio client), shared by every process using the URL.
+    """Counters in Redis, shared by every process using the URL: through the lean client of
+    `resp.py` (`redis://`), else redis-py's asyncio client (`client` forces one of them).
 
     Checks and corrections are batched: the checks that arrive while a call is in flight (and the
     corrections gathered meanwhile) leave together in the next call, one EVALSHA evaluating each
     request on its own. Under load a request costs a share of one round trip instead of one or
-    two; alone, it still goes out at once.
+    two; alone, it goes out at once, sent by the request itself.
     """
 
     name = "redis"
