@@ -51,14 +51,17 @@ def table(limits: str = LIMITS) -> RoutingTable:
     return build_table(text=base_yaml(9) + limits)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-py"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Limiter, Clock]]:
+    """Both backends; Redis through the lean client (`redis://`'s default) and redis-py."""
     clock = Clock()
     if request.param == "memory":
         backend: Any = InProcessBackend()
     else:
         server: RedisServer = request.getfixturevalue("redis_server")
-        backend = RedisBackend(server.url, timeout_s=1.0)
+        client = "lean" if request.param == "redis" else "redis-py"
+        backend = RedisBackend(server.url, timeout_s=1.0, client=client)
+        assert backend.client_name == client
     lim = Limiter(backend, CollectorRegistry(), clock)
     yield lim, clock
     await lim.close()

@@ -41,3 +41,30 @@ def test_a_chunk_with_choices_and_usage_is_kept() -> None:
     watch = UsageWatch(strip=True)
     assert _run(watch, [event, DONE]) == event + DONE
     assert watch.usage == {"prompt_tokens": 1, "completion_tokens": 2}
+
+
+def test_whole_events_read_alike_however_they_are_grouped() -> None:
+    # a read of whole events takes the quick way (only events that mention usage are looked
+    # at); it must give what the byte-by-byte way gives, for any grouping of the events
+    text = b'data: {"choices":[{"index":0,"delta":{"content":"the \\"usage\\": field"}}]}\n\n'
+    comment = b": keep-alive\n\n"
+    streams = [
+        STREAM,
+        USAGE + CHUNK + DONE,
+        CHUNK + USAGE + USAGE + DONE,
+        text + CHUNK + USAGE + comment + DONE,
+        (CHUNK + USAGE + DONE).replace(b"\n\n", b"\r\n\r\n"),
+        CHUNK + b"\n\n" + USAGE + DONE,  # an empty event between two
+    ]
+    for stream in streams:
+        sep = b"\r\n\r\n" if b"\r" in stream else b"\n\n"
+        events = [e + sep for e in stream.split(sep)[:-1]]
+        assert b"".join(events) == stream
+        for strip in (True, False):
+            slow = UsageWatch(strip)
+            expected = _run(slow, [stream[i : i + 1] for i in range(len(stream))])
+            for group in (1, 2, 3, len(events)):
+                pieces = [b"".join(events[i : i + group]) for i in range(0, len(events), group)]
+                quick = UsageWatch(strip)
+                assert _run(quick, pieces) == expected, (stream, strip, group)
+                assert quick.usage == slow.usage

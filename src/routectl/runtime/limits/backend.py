@@ -21,8 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "WINDOW_SLOTS",
@@ -41,9 +40,8 @@ class BackendUnavailable(Exception):
     """The shared store could not answer in time (down, unreachable, too slow)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Charge:
-    """One counter a request is checked against and booked in."""
+class Charge(NamedTuple):
+    """One counter a request is checked against and booked in (a tuple: made per request)."""
 
     key: str
     window: bool  # True: the per-minute sliding window; False: a budget for a calendar period
@@ -52,8 +50,7 @@ class Charge:
     period_end: float = 0.0  # budgets: when the period ends (epoch seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """A backend's answer, per charge in the order asked."""
 
     admitted: bool

@@ -60,16 +60,65 @@ class _Rule:
     key: str  # the counter's key, without the period of a budget
 
 
+_REQUESTS, _TOKENS, _BUDGET = 0, 1, 2  # what a charged rule costs: 1, the tokens, the spend
+_HEADER_NAMES = {
+    kind: (
+        f"x-ratelimit-limit-{kind}",
+        f"x-ratelimit-remaining-{kind}",
+        f"x-ratelimit-reset-{kind}",
+    )
+    for kind in ("requests", "tokens")
+}
+
+
 class RouteRules(NamedTuple):
-    """The limits one (caller, route) is checked against, and what pricing the estimate uses."""
+    """The limits one (caller, route) is checked against, and what pricing the estimate uses;
+    with what every request of the pair repeats worked out once (the hot path)."""
 
     rules: tuple[_Rule, ...]
-    # the charges whose cost never varies (a request counts 1), built once
-    fixed: dict[str, Charge]
     input_per_mtok: float  # the route's most expensive member: the spend estimate
     output_per_mtok: float
     fail_closed: bool  # some limit refuses requests when the backend cannot answer
     settles: bool  # tokens or spend: corrected from the upstream's usage
+    # the rules a request is charged for, in order (a route of free models asks no budget)
+    charged: tuple[_Rule, ...]
+    # per charged rule: _REQUESTS (its Charge built once, a request counts 1), _TOKENS, _BUDGET
+    plan: tuple[tuple[int, _Rule, Charge | None], ...]
+    settling: tuple[tuple[int, str], ...]  # (place among the charges, measure): corrected later
+    # per header kind (requests, tokens): its three names and (place, limit, limit as text) of
+    # each window of that kind
+    headers: tuple[tuple[tuple[str, str, str], tuple[tuple[int, int, str], ...]], ...]
+
+
+def _route_rules(
+    rules: list[_Rule], input_per_mtok: float, output_per_mtok: float, fail_closed: bool
+) -> RouteRules:
+    free = input_per_mtok == 0 and output_per_mtok == 0
+    charged = tuple(
+        r for r in rules if not (free and r.measure in ("usd_per_day", "usd_per_month"))
+    )
+    plan: list[tuple[int, _Rule, Charge | None]] = []
+    windows: dict[str, list[tuple[int, int, str]]] = {}
+    for i, r in enumerate(charged):
+        if r.measure == "requests_per_minute":
+            plan.append((_REQUESTS, r, Charge(r.key, True, r.limit, 1)))
+            windows.setdefault("requests", []).append((i, r.limit, str(r.limit)))
+        elif r.measure == "tokens_per_minute":
+            plan.append((_TOKENS, r, None))
+            windows.setdefault("tokens", []).append((i, r.limit, str(r.limit)))
+        else:
+            plan.append((_BUDGET, r, None))
+    return RouteRules(
+        tuple(rules),
+        input_per_mtok,
+        output_per_mtok,
+        fail_closed,
+        any(r.measure != "requests_per_minute" for r in rules),
+        charged,
+        tuple(plan),
+        tuple((i, r.measure) for i, r in enumerate(charged) if r.measure != "requests_per_minute"),
+        tuple((_HEADER_NAMES[kind], tuple(found)) for kind, found in windows.items()),
+    )
 
 
 def _rules_of(scope: str, subject: str, limit: Limit) -> list[_Rule]:
@@ -213,17 +262,11 @@ class Limiter:
         found: RouteRules | None = None
         if rules:
             infos = [m.info for m in route.members if m.info is not None]
-            found = RouteRules(
-                tuple(rules),
-                {
-                    r.key: Charge(r.key, True, r.limit, 1)
-                    for r in rules
-                    if r.measure == "requests_per_minute"
-                },
+            found = _route_rules(
+                rules,
                 max((i.input_per_mtok for i in infos), default=0.0),
                 max((i.output_per_mtok for i in infos), default=0.0),
                 fail_closed,
-                any(r.measure != "requests_per_minute" for r in rules),
             )
         if len(self._cache) >= _MAX_CACHED:
             self._cache.clear()
@@ -245,26 +288,30 @@ class Limiter:
             )
             * 1000
         )
-        free = rules.input_per_mtok == 0 and rules.output_per_mtok == 0
-        charges: list[tuple[Charge, _Rule]] = []
-        for rule in rules.rules:
-            if rule.measure == "requests_per_minute":
-                charges.append((rules.fixed[rule.key], rule))
-            elif rule.measure == "tokens_per_minute":
-                charges.append((Charge(rule.key, True, rule.limit, tokens), rule))
-            elif not free:  # a route of free models spends nothing: no budget is asked
+        charges: list[Charge] = []
+        for kind, rule, fixed in rules.plan:
+            if fixed is not None:
+                charges.append(fixed)
+            elif kind == _TOKENS:
+                charges.append(Charge(rule.key, True, rule.limit, tokens))
+            else:
                 period, end = _period(rule.measure, now)
-                charges.append((Charge(f"{rule.key}:{period}", False, rule.limit, nano, end), rule))
+                charges.append(Charge(f"{rule.key}:{period}", False, rule.limit, nano, end))
         slot = slot_of(now, self.minute_s)
         try:
-            outcome = await self.backend.admit([c for c, _ in charges], slot)
+            outcome = await self.backend.admit(charges, slot)
         except BackendUnavailable as exc:
             self._unavailable(rules, exc)  # raises when a limit fails closed
             return None
         if not outcome.admitted:
-            raise self._refusal(charges, outcome, now)
-        settling = [(c, r.measure) for c, r in charges if r.measure != "requests_per_minute"]
-        return Ticket(settling, slot, tokens, nano, self._headers(charges, outcome, now))
+            raise self._refusal(list(zip(charges, rules.charged, strict=True)), outcome, now)
+        return Ticket(
+            [(charges[i], measure) for i, measure in rules.settling],
+            slot,
+            tokens,
+            nano,
+            self._headers(rules, outcome, now),
+        )
 
     def _unavailable(self, rules: RouteRules, exc: BackendUnavailable) -> None:
         if rules.fail_closed:
@@ -327,7 +374,7 @@ class Limiter:
             "value": rule.written,
             "used": shown_used,
         }
-        headers = self._headers(charges, outcome, now)
+        headers = self._headers_of(charges, outcome, now)
         finite = [w for w in waits if w != math.inf]
         if finite and not never:
             wait = max(finite)
@@ -338,10 +385,29 @@ class Limiter:
             details["retry_after_s"] = seconds
         return RoutingError(code, 429, message, {"details": details}, headers=headers)
 
-    def _headers(
+    def _headers(self, rules: RouteRules, outcome: Outcome, now: float) -> dict[str, str]:
+        """x-ratelimit-{limit,remaining,reset}-{requests,tokens}: the tightest of each kind."""
+        headers: dict[str, str] = {}
+        used = outcome.used
+        for (limit_name, remaining_name, reset_name), windows in rules.headers:
+            best, limit, best_text = windows[0]
+            best_remaining = max(0, limit - used[best])
+            for i, limit, text in windows[1:]:
+                remaining = max(0, limit - used[i])
+                if remaining < best_remaining:
+                    best, best_remaining, best_text = i, remaining, text
+            headers[limit_name] = best_text
+            headers[remaining_name] = str(best_remaining)
+            # until the oldest counted slot leaves the window and frees what it holds
+            oldest = outcome.oldest[best]
+            reset = 0.0 if oldest is None else (oldest + WINDOW_SLOTS) * self.slot_s - now
+            headers[reset_name] = duration(reset if reset > 0 else 0.0)
+        return headers
+
+    def _headers_of(
         self, charges: list[tuple[Charge, _Rule]], outcome: Outcome, now: float
     ) -> dict[str, str]:
-        """x-ratelimit-{limit,remaining,reset}-{requests,tokens}: the tightest of each kind."""
+        """The same headers for a refusal (the rare path), from the charges themselves."""
         tightest: dict[str, tuple[int, int, int | None]] = {}
         for i, (c, rule) in enumerate(charges):
             if not c.window:

@@ -9,7 +9,9 @@ minute after its last write, a budget key a day after its period ends. Every key
 tag `{routectl}`, so a request's keys share one Redis Cluster slot.
 
 Redis is imported only here, and this module only when `serve --redis-url` is given: a runtime
-without it needs no Redis client (`pip install 'routectl[redis]'` adds it).
+without it needs no Redis client (`pip install 'routectl[redis]'` adds it). A `redis://` URL is
+spoken by the lean client of `resp.py` (one connection, hiredis's parser: a call costs a few µs of
+CPU where redis-py's asyncio client costs ~150); other URLs (`rediss://`, `unix://`) by redis-py.
 
 A call that fails or takes longer than the timeout raises `BackendUnavailable`; after a failure the
 backend does not try again for `retry_after_s`, so while Redis is down requests pay nothing more
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -217,12 +220,13 @@ def _ttl_ms(c: Charge, now: float) -> int:
 
 
 class RedisBackend:
-    """Counters in Redis (redis-py's asyncio client), shared by every process using the URL.
+    """Counters in Redis, shared by every process using the URL: through the lean client of
+    `resp.py` (`redis://`), else redis-py's asyncio client (`client` forces one of them).
 
     Checks and corrections are batched: the checks that arrive while a call is in flight (and the
     corrections gathered meanwhile) leave together in the next call, one EVALSHA evaluating each
     request on its own. Under load a request costs a share of one round trip instead of one or
-    two; alone, it still goes out at once.
+    two; alone, it goes out at once, sent by the request itself.
     """
 
     name = "redis"
@@ -235,27 +239,39 @@ class RedisBackend:
         timeout_s: float = 0.1,
         retry_after_s: float = 1.0,
         max_connections: int = 8,
+        client: str = "auto",
     ) -> None:
-        import redis.asyncio as aioredis  # only with --redis-url: the extra `routectl[redis]`
-
         self.url = url
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         # a window key lives one minute (plus a slot) after its last write
         self.window_ttl_ms = max(1, round(minute_s * 1000 * (WINDOW_SLOTS + 1) / WINDOW_SLOTS))
-        # a bounded pool: a call waits (at most the timeout) for a free connection
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            health_check_interval=0,
-        )
-        self.client: Any = aioredis.Redis(connection_pool=pool)
-        self._script = self.client.register_script(BATCH_LUA)
         self.down_until = 0.0  # monotonic: no call before then (the last one failed)
-        self._errors = (aioredis.RedisError, OSError, TimeoutError)
+        self._lean: Any = None
+        if client == "auto":
+            client = "lean" if _lean_speaks(url) else "redis-py"
+        self.client_name = client
+        if client == "lean":
+            from routectl.runtime.limits.resp import LeanRedis, RespError
+
+            self._lean = LeanRedis(url, timeout_s)
+            self._sha = hashlib.sha1(BATCH_LUA.encode()).hexdigest()
+            self._errors: tuple[type[BaseException], ...] = (RespError, OSError, TimeoutError)
+        else:
+            import redis.asyncio as aioredis  # only with --redis-url: the extra `routectl[redis]`
+
+            # a bounded pool: a call waits (at most the timeout) for a free connection
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=timeout_s,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                health_check_interval=0,
+            )
+            self.client: Any = aioredis.Redis(connection_pool=pool)
+            self._script = self.client.register_script(BATCH_LUA)
+            self._errors = (aioredis.RedisError, OSError, TimeoutError)
         # checks waiting for the next call: (slot, (key, kind, limit, cost, TTL) per charge,
         # future of their outcome)
         self._checks: list[
@@ -283,8 +299,24 @@ class RedisBackend:
         ]
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._checks.append((slot, spec, future))
-        self._kick(0.0)
-        values = await future
+        if self._sending:
+            values = await future  # leaves with the sender's next call
+        else:
+            # nothing in flight: this request makes the call itself, with the corrections that
+            # wait (no sender task, two turns of the event loop fewer); what arrives meanwhile
+            # waits for a sender started once this call returns
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._sending = True
+            try:
+                await self._send()
+            finally:
+                if self._checks or self._corrections:
+                    self._start_sender()
+                else:
+                    self._sending = False
+            values = future.result()
         used = tuple(values[1::3])
         oldest = tuple(None if v < 0 else v for v in values[2::3])
         free = tuple(None if v < 0 else v for v in values[3::3])
@@ -365,10 +397,14 @@ class RedisBackend:
             if self.down_until and time.monotonic() < self.down_until:
                 raise BackendUnavailable("redis failed less than a second ago")
             try:
-                # the client's own socket timeouts, and this bound on the whole call (a script
-                # reload after a Redis restart, a connection that cannot be made)
-                async with asyncio.timeout(self.timeout_s * 3):
-                    raw = await self._script(keys=keys, args=args)
+                raw = await self._call(keys, args)
+            except asyncio.CancelledError:
+                # the request that made the call itself went away (its client disconnected):
+                # whether Redis got the batch is unknown, so its corrections count as lost
+                # rather than risk booking them twice
+                if corrections:
+                    self._lost(len(corrections))
+                raise
             except self._errors as exc:
                 self.down_until = time.monotonic() + self.retry_after_s
                 raise BackendUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
@@ -388,9 +424,31 @@ class RedisBackend:
                 future.set_result(values[at : at + size])
             at += size
 
+    async def _call(self, keys: list[str], args: list[int | str]) -> Any:
+        if self._lean is not None:
+            # each step bounded by the timeout: connecting, EVALSHA, EVAL when the script is
+            # unknown (a restarted Redis)
+            return await self._lean.evalsha(self._sha, BATCH_LUA, keys, args)
+        # the client's own socket timeouts, and this bound on the whole call (a script reload
+        # after a Redis restart, a connection that cannot be made)
+        async with asyncio.timeout(self.timeout_s * 3):
+            return await self._script(keys=keys, args=args)
+
     async def close(self) -> None:
-        """Send what waits, then close the connection pool."""
+        """Send what waits, then close the connection (pool)."""
         if self._checks or self._corrections:
             with contextlib.suppress(BackendUnavailable):
                 await self._send()
-        await self.client.aclose()
+        if self._lean is not None:
+            await self._lean.aclose()
+        else:
+            await self.client.aclose()
+
+
+def _lean_speaks(url: str) -> bool:
+    """The lean client serves `redis://` URLs when hiredis (the `redis` extra) is there."""
+    try:
+        from routectl.runtime.limits.resp import supports
+    except ImportError:  # no hiredis: redis-py's own parser
+        return False
+    return supports(url)
