@@ -293,7 +293,9 @@ async def test_a_check_never_waits_for_the_corrections_batch(redis_server: Redis
         started = time.perf_counter()
         await admit(lim, t, "bob", prompt_tokens=10)  # goes at once, the corrections with it
         waits.append(time.perf_counter() - started)
-    assert max(waits) < 0.03, waits  # the corrections' own timer is 50 ms
+    # the corrections' own timer is 50 ms: a check that waited for it would wait ~50 ms every
+    # time; the median (not the max) so that one scheduling hiccup on a busy machine is no failure
+    assert sorted(waits)[len(waits) // 2] < 0.03, waits
     await lim.drain()
     last = await admit(lim, t, "bob", prompt_tokens=10)
     # 20 settled at 10, 20 reserved at 10, this one: 410 of 1000
