@@ -22,7 +22,14 @@ from aiohttp.typedefs import Handler
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress import ClientFormat
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
-from routectl.runtime.keys import ANSWER_HEADERS, RECORD, REQUEST_ID, SERVED, STARTED
+from routectl.runtime.keys import (
+    ANSWER_HEADERS,
+    RECORD,
+    REQUEST_ID,
+    RUNTIME_OF,
+    SERVED,
+    STARTED,
+)
 from routectl.runtime.retry import retry_headers
 
 if TYPE_CHECKING:
@@ -102,10 +109,14 @@ async def envelope(
     served = rt.served
     rid = _request_id(request)
     rec: dict[str, Any] = {"request_id": rid, "method": request.method, "path": request.path}
-    request[SERVED] = served
-    request[REQUEST_ID] = rid
-    request[RECORD] = rec
-    started = request[STARTED] = time.perf_counter()
+    # the request's own dict, not `request[KEY]`: each of those is a Python-level call
+    # (MutableMapping), and a `.get` of a missing key raises and catches KeyError inside
+    state = request._state
+    state[SERVED] = served
+    state[RUNTIME_OF] = rt
+    state[REQUEST_ID] = rid
+    state[RECORD] = rec
+    started = state[STARTED] = time.perf_counter()
     resp: web.StreamResponse | None = None
     try:
         try:
@@ -146,7 +157,7 @@ async def envelope(
             headers["x-request-id"] = rid
             if fmt.id_header is not None:
                 headers[fmt.id_header] = rid
-            extra = request.get(ANSWER_HEADERS)
+            extra = state.get(ANSWER_HEADERS)
             if extra:
                 headers.update(extra)
         return resp

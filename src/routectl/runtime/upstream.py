@@ -390,13 +390,13 @@ class _Forwarder:
             self.served, self.rid, cand, ctype or _SSE, self.call.format.id_header
         )
         headers["Cache-Control"] = "no-cache"
-        extra = self.request.get(ANSWER_HEADERS)
+        extra = self.request._state.get(ANSWER_HEADERS)
         if extra:
             headers.update(extra)
         out = _EventStream(status=reply.status, headers=headers)
         await out.prepare(self.request)
         # the client's time to first byte: the head leaves with the first chunk, written next
-        self.rec["ttfb_ms"] = round((time.perf_counter() - self.request[STARTED]) * 1000, 3)
+        self.rec["ttfb_ms"] = round((time.perf_counter() - self.request._state[STARTED]) * 1000, 3)
         try:
             while chunk:
                 if translate is not None:
