@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from routectl.runtime.answer import Answer, EventStream
 from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.dialects.stream import Chain
 from routectl.runtime.errors import RoutingError
@@ -44,14 +45,6 @@ __all__ = ["forward"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
-
-
-class _EventStream(web.StreamResponse):
-    """A streamed answer whose headers leave with its first chunk: one write, one TCP segment
-    less before the client sees the first token (aiohttp's own Response buffers them the same
-    way; a plain StreamResponse sends them alone at prepare())."""
-
-    _send_headers_immediately = False
 
 
 class _Failure(Exception):
@@ -329,10 +322,10 @@ class _Forwarder:
             )
             _note_usage(self.rec, cand, fmt.usage(data))
             # the prebuilt headers as they are; the envelope adds x-request-id (one header copy)
-            return web.Response(
-                status=reply.status,
-                body=orjson.dumps(data),
-                headers=served.chosen_headers(cand.connection_id, cand.model_id),
+            return Answer(
+                reply.status,
+                orjson.dumps(data),
+                CIMultiDict(served.chosen_headers(cand.connection_id, cand.model_id)),
             )
         finally:
             reply.release()
@@ -393,7 +386,7 @@ class _Forwarder:
         extra = self.request._state.get(ANSWER_HEADERS)
         if extra:
             headers.update(extra)
-        out = _EventStream(status=reply.status, headers=headers)
+        out = EventStream(status=reply.status, headers=headers)
         await out.prepare(self.request)
         # the client's time to first byte: the head leaves with the first chunk, written next
         self.rec["ttfb_ms"] = round((time.perf_counter() - self.request._state[STARTED]) * 1000, 3)
