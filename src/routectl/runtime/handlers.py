@@ -133,6 +133,8 @@ def _routed(
     route, rule = route_for(served.index, caller, call.model, call.load_balancer, call.overrides)
     note_route(rec, caller, route, rule)
     require_kind(route, call.format.name)
+    if not served.limited:
+        return _planned(request, caller, call, route)
     rules = state[RUNTIME_OF].limiter.rules_for(served.table, caller, route)
     if rules is None:
         return _planned(request, caller, call, route)
@@ -166,7 +168,10 @@ async def _planned(
     state = request._state
     rt: Runtime = state[RUNTIME_OF]
     served: ServedTable = state[SERVED]
-    facts = affinity_facts(route, call.facts, request.headers, caller.handle, call.body)
+    facts = call.facts
+    coll = route.collection
+    if coll is not None and coll.affinity is not None:  # affinity_facts' own test, inline
+        facts = affinity_facts(route, facts, request.headers, caller.handle, call.body)
     plan = plan_request(served.index, rt.state, caller, route, facts)
     if not plan.candidates:
         raise plan.error()

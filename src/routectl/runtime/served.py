@@ -59,6 +59,7 @@ class ServedTable:
         "endpoints",
         "fields",
         "index",
+        "limited",
         "loaded_at",
         "models_bodies",
         "sha",
@@ -76,6 +77,9 @@ class ServedTable:
         self.loaded_at = loaded_at
         self.index = TableIndex(table)
         self.sha = table.sha256
+        # whether routing.yaml has limits at all: without, a request skips the limiter (and the
+        # Python-level `__bool__` of `table.limits`)
+        self.limited = bool(table.limits)
         # connection id -> its dialect and endpoint (URL and headers with the key: only here)
         self.dialects: dict[str, Dialect] = {}
         self.endpoints: dict[str, Endpoint | None] = {}
