@@ -162,9 +162,11 @@ async def _limited(
         limiter.settle(ticket, request._state[RECORD], failed)
 
 
-async def _planned(
+def _planned(
     request: web.Request, caller: Caller, call: Call, route: Route
-) -> web.StreamResponse:
+) -> Coroutine[Any, Any, web.StreamResponse]:
+    # plans now and returns the forwarder's coroutine to await (no frame of its own between the
+    # handler and the upstream call, each time the request resumes)
     state = request._state
     rt: Runtime = state[RUNTIME_OF]
     served: ServedTable = state[SERVED]
@@ -176,7 +178,7 @@ async def _planned(
     if not plan.candidates:
         raise plan.error()
     plan = translatable(plan, call, served)
-    return await forward(request, rt, served, plan, call, state[REQUEST_ID], state[RECORD])
+    return forward(request, rt, served, plan, call, state[REQUEST_ID], state[RECORD])
 
 
 async def count_message_tokens(request: web.Request) -> web.StreamResponse:

@@ -305,7 +305,9 @@ class _Forwarder:
                 raise _bad_reply("response_too_large") from None
             except aiohttp.ClientError:
                 raise _Failure("connect_error") from None
-            self._measured(cand, time.perf_counter() - started)
+            seconds = time.perf_counter() - started  # _measured's work inline: a frame less
+            self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
+            self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -339,10 +341,6 @@ class _Forwarder:
             return upstream or client
         return Chain(upstream, client)
 
-    def _measured(self, cand: Candidate, seconds: float) -> None:
-        self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
-        self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
-
     async def _translated_end(
         self, cand: Candidate, out: web.StreamResponse, translate: ChunkTranslator
     ) -> None:
@@ -375,7 +373,9 @@ class _Forwarder:
             raise _Failure("connect_error") from None
         if not chunk:
             raise _Failure("connect_error")
-        self._measured(cand, time.perf_counter() - started)
+        seconds = time.perf_counter() - started  # _measured's work inline: a frame less
+        self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
+        self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
         ctype = (
             _SSE if translate is not None else reply.headers.get("Content-Type", _SSE).split(";")[0]
         )
