@@ -32,8 +32,12 @@ def _app(signal: bool) -> web.Application:
         if kind == "answer":
             return Answer(status, body, CIMultiDict(HEADERS))
         if kind in ("stream", "buffered"):
-            cls = EventStream if kind == "stream" else _Buffered
-            out = cls(status=status, headers={**HEADERS, "Content-Type": "text/event-stream"})
+            sse = {**HEADERS, "Content-Type": "text/event-stream"}
+            out: web.StreamResponse = (
+                EventStream(status, CIMultiDict(sse))
+                if kind == "stream"
+                else _Buffered(status=status, headers=sse)
+            )
             await out.prepare(request)
             await out.write(b"data: 1\n\n")
             await out.write(b"data: 2\n\n")

@@ -78,6 +78,14 @@ class EventStream(web.StreamResponse):
 
     _send_headers_immediately = False
 
+    def __init__(self, status: int, headers: CIMultiDict[str]) -> None:
+        # what StreamResponse.__init__ leaves behind, without its two frames; `headers` becomes
+        # the answer's own (not copied: pass a fresh one)
+        self._state: dict[Any, Any] = {}
+        self._headers = headers
+        self._status = status
+        self._reason = REASON_PHRASES.get(status, "")
+
     async def _start(self, request: web.BaseRequest) -> AbstractStreamWriter:
         if hdrs.CONTENT_LENGTH in self._headers or not _plain(self, request):
             return await super()._start(request)

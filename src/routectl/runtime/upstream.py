@@ -386,7 +386,7 @@ class _Forwarder:
         extra = self.request._state.get(ANSWER_HEADERS)
         if extra:
             headers.update(extra)
-        out = EventStream(status=reply.status, headers=headers)
+        out = EventStream(reply.status, headers)
         await out.prepare(self.request)
         # the client's time to first byte: the head leaves with the first chunk, written next
         self.rec["ttfb_ms"] = round((time.perf_counter() - self.request._state[STARTED]) * 1000, 3)
