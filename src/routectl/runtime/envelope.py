@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from routectl.runtime.errors import RoutingError
@@ -117,8 +117,9 @@ async def envelope(
     resp: web.StreamResponse | None = None
     try:
         try:
-            length = request.content_length
-            if length is not None and length > rt.max_body_bytes:
+            # request.content_length's own work (a property: a Python-level call), inline
+            length = request.headers.get(hdrs.CONTENT_LENGTH)
+            if length is not None and int(length) > rt.max_body_bytes:
                 # refused before a byte of the body is read (aiohttp would read up to the limit)
                 raise _too_large(rt.max_body_bytes)
             guard = conns.begin(request)
@@ -148,8 +149,9 @@ async def envelope(
             err = RoutingError("internal_error", 500, "Internal error")
             resp = error_response(err, fmt)
             rec["error"] = "internal_error"
-        if not resp.prepared:
-            headers = resp.headers
+        # `resp.prepared` and `resp.headers` read without their properties' frames
+        if resp._payload_writer is None and not resp._eof_sent:
+            headers = resp._headers
             headers["x-routectl-table"] = served.sha
             headers["x-request-id"] = rid
             if fmt.id_header is not None:
