@@ -112,7 +112,11 @@ def _chosen_headers(
     content_type: str = _JSON,
     id_header: str | None = None,
 ) -> CIMultiDict[str]:
-    headers = CIMultiDict(served.chosen_headers(cand.connection_id, cand.model_id))
+    # the cached headers read inline; chosen_headers builds them the first time
+    chosen = served.answer_headers.get((cand.connection_id, cand.model_id))
+    if chosen is None:
+        chosen = served.chosen_headers(cand.connection_id, cand.model_id)
+    headers = CIMultiDict(chosen)
     headers["x-request-id"] = rid
     if id_header is not None:  # the format's own name for it (Anthropic's request-id)
         headers[id_header] = rid
@@ -253,13 +257,13 @@ class _Forwarder:
             call.headers if native else None,
             call.format.name,
         )
+        timeout = served.timeouts.get(self.route.timeout_ms)  # cached: read inline
+        if timeout is None:
+            timeout = served.timeout(self.route.timeout_ms)
         started = time.perf_counter()
         try:
             reply = await dialect.send(
-                session,
-                served.endpoints[cand.connection_id],
-                attempt,
-                served.timeout(self.route.timeout_ms),
+                session, served.endpoints[cand.connection_id], attempt, timeout
             )
         except TimeoutError:
             raise _Failure("timeout") from None
@@ -327,7 +331,10 @@ class _Forwarder:
             return Answer(
                 reply.status,
                 orjson.dumps(data),
-                CIMultiDict(served.chosen_headers(cand.connection_id, cand.model_id)),
+                CIMultiDict(
+                    served.answer_headers.get((cand.connection_id, cand.model_id))
+                    or served.chosen_headers(cand.connection_id, cand.model_id)
+                ),
             )
         finally:
             reply.release()
