@@ -80,7 +80,7 @@ def create_app(
     app[CONNECTIONS] = Connections(runtime.metrics.registry)
     app[FORMATS] = {}  # a route of another client format registers it (errors in its shape)
     settings = limits or LimitSettings()
-    limiter = app[LIMITS] = Limiter(
+    limiter = runtime.limiter = app[LIMITS] = Limiter(
         backend_for(settings), runtime.metrics.registry, state.clock, settings.minute_s
     )
 

@@ -16,13 +16,20 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress import ClientFormat
 from routectl.runtime.ingress.openai_chat import OPENAI_CHAT
-from routectl.runtime.keys import ANSWER_HEADERS, RECORD, REQUEST_ID, SERVED, STARTED
+from routectl.runtime.keys import (
+    ANSWER_HEADERS,
+    RECORD,
+    REQUEST_ID,
+    RUNTIME_OF,
+    SERVED,
+    STARTED,
+)
 from routectl.runtime.retry import retry_headers
 
 if TYPE_CHECKING:
@@ -55,13 +62,6 @@ class _RequestIds:
 
 
 _ids = _RequestIds()
-
-
-def _request_id(request: web.BaseRequest) -> str:
-    given = request.headers.get("x-request-id")
-    if given and len(given) <= 128 and given.isascii() and given.isprintable():
-        return given
-    return _ids.next()
 
 
 def error_response(error: RoutingError, fmt: ClientFormat = OPENAI_CHAT) -> web.Response:
@@ -100,17 +100,26 @@ async def envelope(
     """Run `handler` (matched as `route`, whose errors answer in `fmt`): ids and table headers on
     every response, errors as JSON, the connection's phases, one log line."""
     served = rt.served
-    rid = _request_id(request)
+    # the client's request id when it is a sane one, else ours (inline: each Python-level call
+    # costs about a thousand instructions or more)
+    rid = request.headers.get("x-request-id")
+    if not (rid and len(rid) <= 128 and rid.isascii() and rid.isprintable()):
+        rid = f"{_ids.prefix}{next(_ids.counter):012x}"
     rec: dict[str, Any] = {"request_id": rid, "method": request.method, "path": request.path}
-    request[SERVED] = served
-    request[REQUEST_ID] = rid
-    request[RECORD] = rec
-    started = request[STARTED] = time.perf_counter()
+    # the request's own dict, not `request[KEY]`: each of those is a Python-level call
+    # (MutableMapping), and a `.get` of a missing key raises and catches KeyError inside
+    state = request._state
+    state[SERVED] = served
+    state[RUNTIME_OF] = rt
+    state[REQUEST_ID] = rid
+    state[RECORD] = rec
+    started = state[STARTED] = time.perf_counter()
     resp: web.StreamResponse | None = None
     try:
         try:
-            length = request.content_length
-            if length is not None and length > rt.max_body_bytes:
+            # request.content_length's own work (a property: a Python-level call), inline
+            length = request.headers.get(hdrs.CONTENT_LENGTH)
+            if length is not None and int(length) > rt.max_body_bytes:
                 # refused before a byte of the body is read (aiohttp would read up to the limit)
                 raise _too_large(rt.max_body_bytes)
             guard = conns.begin(request)
@@ -140,13 +149,14 @@ async def envelope(
             err = RoutingError("internal_error", 500, "Internal error")
             resp = error_response(err, fmt)
             rec["error"] = "internal_error"
-        if not resp.prepared:
-            headers = resp.headers
+        # `resp.prepared` and `resp.headers` read without their properties' frames
+        if resp._payload_writer is None and not resp._eof_sent:
+            headers = resp._headers
             headers["x-routectl-table"] = served.sha
             headers["x-request-id"] = rid
             if fmt.id_header is not None:
                 headers[fmt.id_header] = rid
-            extra = request.get(ANSWER_HEADERS)
+            extra = state.get(ANSWER_HEADERS)
             if extra:
                 headers.update(extra)
         return resp
@@ -159,11 +169,12 @@ async def envelope(
         rt.metrics.count_request(route, rec.get("selected_model") or "", status)
         log = rt.access_log
         observers = rt.observers  # usage figures, the request_logs sink: after the log line
-        if log.enabled or observers:
+        logged = log.enabled  # a property: read once
+        if logged or observers:
             rec["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
             rec["table"] = served.sha
             rec["ts"] = round(time.time(), 3)
-            if log.enabled:
+            if logged:
                 log.write(rec)
             try:
                 for observe in observers:

@@ -20,7 +20,7 @@ from routectl.runtime.ingress.anthropic_messages import (
 from routectl.runtime.ingress.openai_chat import parse_chat_request
 from routectl.runtime.ingress.openai_embeddings import parse_embeddings_request
 from routectl.runtime.ingress.openai_responses import parse_responses_request
-from routectl.runtime.keys import ANSWER_HEADERS, LIMITS, RECORD, REQUEST_ID, RUNTIME, SERVED
+from routectl.runtime.keys import ANSWER_HEADERS, RECORD, REQUEST_ID, RUNTIME, RUNTIME_OF, SERVED
 from routectl.runtime.kinds import require_kind
 from routectl.runtime.limits.limiter import RouteRules
 from routectl.runtime.limits.usage import watch_usage
@@ -30,6 +30,7 @@ from routectl.runtime.record import note_route
 from routectl.runtime.request import Call
 from routectl.runtime.resolve import resolve, route_for
 from routectl.runtime.routes import Route
+from routectl.runtime.served import Runtime, ServedTable
 from routectl.runtime.tokens import count_tokens
 from routectl.runtime.translatable import translatable
 from routectl.runtime.upstream import forward
@@ -70,9 +71,11 @@ async def read_body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except RequestPayloadError as exc:
-        raise RoutingError(
-            "invalid_request", 400, f"request body could not be read: {exc}"
-        ) from None
+        raise _unreadable(exc) from None
+
+
+def _unreadable(exc: RequestPayloadError) -> RoutingError:
+    return RoutingError("invalid_request", 400, f"request body could not be read: {exc}")
 
 
 def caller_of(request: web.Request) -> Caller:
@@ -84,18 +87,25 @@ def caller_of(request: web.Request) -> Caller:
     scheme, _, key = headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         key = headers.get("x-api-key", "")
-    served = request[SERVED]
-    caller = authenticate(served.index, key.strip())
+    state = request._state  # the dict itself: see runtime/envelope.py
+    index = state[SERVED].index
+    key = key.strip()
+    # authenticate's remembered keys read inline (a frame less for a key seen before)
+    caller = index.callers_by_key.get(key) or authenticate(index, key)
     if caller is None:
         raise RoutingError("invalid_api_key", 401, "Missing or invalid API key")
-    request[RECORD]["caller"] = caller.handle
+    state[RECORD]["caller"] = caller.handle
     return caller
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """POST /v1/chat/completions."""
     caller = caller_of(request)
-    return await _routed(request, caller, parse_chat_request(await read_body(request)))
+    try:  # read_body inline: one coroutine frame less on the hottest route
+        raw = await request.read()
+    except RequestPayloadError as exc:
+        raise _unreadable(exc) from None
+    return await _routed(request, caller, parse_chat_request(raw))
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
@@ -124,14 +134,17 @@ def _routed(
 ) -> Coroutine[Any, Any, web.StreamResponse]:
     # returns the coroutine to await (no frame of its own): without limits a request's path is
     # as short as before them
-    served = request[SERVED]
-    rec = request[RECORD]
+    state = request._state
+    served: ServedTable = state[SERVED]
+    rec = state[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
     rec["stream"] = call.stream
     route, rule = route_for(served.index, caller, call.model, call.load_balancer, call.overrides)
     note_route(rec, caller, route, rule)
     require_kind(route, call.format.name)
-    rules = request.app[LIMITS].rules_for(served.table, caller, route)
+    if not served.limited:
+        return _planned(request, caller, call, route)
+    rules = state[RUNTIME_OF].limiter.rules_for(served.table, caller, route)
     if rules is None:
         return _planned(request, caller, call, route)
     return _limited(request, caller, call, route, rules)
@@ -142,11 +155,11 @@ async def _limited(
 ) -> web.StreamResponse:
     """routing.yaml's limits before anything else (a refused request, 429, moves no cursor), the
     x-ratelimit headers on the answer, the settlement from its usage after it."""
-    limiter = request.app[LIMITS]
+    limiter = request._state[RUNTIME_OF].limiter
     ticket = await limiter.admit(rules, call.facts)
     if ticket is None:  # the backend could not answer and the limits fail open
         return await _planned(request, caller, call, route)
-    request[ANSWER_HEADERS] = ticket.headers
+    request._state[ANSWER_HEADERS] = ticket.headers
     if ticket.charges:  # tokens or spend: the stream's usage is needed for the settlement
         call = watch_usage(call)
     failed = True
@@ -155,21 +168,26 @@ async def _limited(
         failed = resp.status >= 400
         return resp
     finally:
-        limiter.settle(ticket, request[RECORD], failed)
+        limiter.settle(ticket, request._state[RECORD], failed)
 
 
-async def _planned(
+def _planned(
     request: web.Request, caller: Caller, call: Call, route: Route
-) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    served = request[SERVED]
-    rec = request[RECORD]
-    facts = affinity_facts(route, call.facts, request.headers, caller.handle, call.body)
+) -> Coroutine[Any, Any, web.StreamResponse]:
+    # plans now and returns the forwarder's coroutine to await (no frame of its own between the
+    # handler and the upstream call, each time the request resumes)
+    state = request._state
+    rt: Runtime = state[RUNTIME_OF]
+    served: ServedTable = state[SERVED]
+    facts = call.facts
+    coll = route.collection
+    if coll is not None and coll.affinity is not None:  # affinity_facts' own test, inline
+        facts = affinity_facts(route, facts, request.headers, caller.handle, call.body)
     plan = plan_request(served.index, rt.state, caller, route, facts)
     if not plan.candidates:
         raise plan.error()
     plan = translatable(plan, call, served)
-    return await forward(request, rt, served, plan, call, request[REQUEST_ID], rec)
+    return forward(request, rt, served, plan, call, state[REQUEST_ID], state[RECORD])
 
 
 async def count_message_tokens(request: web.Request) -> web.StreamResponse:

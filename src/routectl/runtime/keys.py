@@ -20,6 +20,7 @@ __all__ = [
     "RECORD",
     "REQUEST_ID",
     "RUNTIME",
+    "RUNTIME_OF",
     "SERVED",
     "STARTED",
 ]
@@ -34,6 +35,9 @@ LIMITS: web.AppKey[Limiter] = web.AppKey("routectl_limits")
 
 # request-scoped, set by the envelope before any handler runs
 SERVED: web.RequestKey[ServedTable] = web.RequestKey("routectl_served")  # the table deciding it
+# the app's RUNTIME again, where a handler reads it without `request.app` (two properties) and a
+# Python-level `Application.__getitem__`
+RUNTIME_OF: web.RequestKey[Runtime] = web.RequestKey("routectl_runtime_of")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("routectl_request_id")
 RECORD: web.RequestKey[dict[str, Any]] = web.RequestKey("routectl_record")  # its access-log line
 STARTED: web.RequestKey[float] = web.RequestKey("routectl_started")  # its perf_counter() at arrival

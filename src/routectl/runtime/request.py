@@ -14,10 +14,10 @@ from routectl.runtime.routes import Overrides
 if TYPE_CHECKING:
     from routectl.runtime.ingress import ClientFormat
 
-__all__ = ["Call", "bad_request", "take_routing_keys"]
+__all__ = ["OWN_KEYS", "Call", "bad_request", "take_routing_keys"]
 
 # keys routectl understands and removes before the request goes upstream
-_OWN_KEYS = frozenset(("load_balancer", "retry", "timeout", "orq"))
+OWN_KEYS = frozenset(("load_balancer", "retry", "timeout", "orq"))
 _MAX_RETRY = 10
 _MAX_CALL_TIMEOUT_MS = 600_000
 
@@ -124,7 +124,7 @@ def take_routing_keys(
     body: dict[str, Any],
 ) -> tuple[list[tuple[str, float]] | None, Overrides | None]:
     """Remove routectl's own keys from `body`: its load balancer and retry/timeout overrides."""
-    if _OWN_KEYS.isdisjoint(body):
+    if OWN_KEYS.isdisjoint(body):
         return None, None
     # `orq` nesting, as in the weight-based load balancer's own docs
     nested = body.pop("orq", None)

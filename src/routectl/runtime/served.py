@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -27,6 +27,9 @@ from routectl.runtime.routes import Route
 from routectl.runtime.state import RoutingState
 from routectl.runtime.usage import Usage
 from routectl.table import RoutingTable, TableError, load_table
+
+if TYPE_CHECKING:
+    from routectl.runtime.limits import Limiter
 
 __all__ = ["Runtime", "ServedTable"]
 
@@ -56,6 +59,7 @@ class ServedTable:
         "endpoints",
         "fields",
         "index",
+        "limited",
         "loaded_at",
         "models_bodies",
         "sha",
@@ -73,6 +77,9 @@ class ServedTable:
         self.loaded_at = loaded_at
         self.index = TableIndex(table)
         self.sha = table.sha256
+        # whether routing.yaml has limits at all: without, a request skips the limiter (and the
+        # Python-level `__bool__` of `table.limits`)
+        self.limited = bool(table.limits)
         # connection id -> its dialect and endpoint (URL and headers with the key: only here)
         self.dialects: dict[str, Dialect] = {}
         self.endpoints: dict[str, Endpoint | None] = {}
@@ -135,6 +142,10 @@ class ServedTable:
 
 class Runtime:
     """Everything a request handler reaches for (mutable: the table is swapped on reload)."""
+
+    # routing.yaml's limits (also the app's LIMITS), set by create_app: a handler reaches it here
+    # without `request.app[LIMITS]`, a Python-level call on every request
+    limiter: Limiter
 
     def __init__(
         self,

@@ -23,7 +23,11 @@ def translatable(plan: RoutePlan, call: Call, served: ServedTable) -> RoutePlan:
     """`plan` without the candidates `call` cannot be translated for (raises when none is left)."""
     dialects = served.dialects
     name = call.format.name
-    if all(dialects[c.connection_id].native_for(name, c.member.info) for c in plan.candidates):
+    # a loop, not all() over a generator: no generator frame to resume per candidate
+    for c in plan.candidates:
+        if not dialects[c.connection_id].native_for(name, c.member.info):
+            break
+    else:
         return plan  # every candidate takes the request as sent
     try:
         call.chat_body()  # translated once, kept on the call for the attempts that need it

@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from routectl.runtime.answer import Answer, EventStream
 from routectl.runtime.dialects import Attempt, ChunkTranslator, Reply
 from routectl.runtime.dialects.stream import Chain
 from routectl.runtime.errors import RoutingError
@@ -44,14 +45,6 @@ __all__ = ["forward"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
-
-
-class _EventStream(web.StreamResponse):
-    """A streamed answer whose headers leave with its first chunk: one write, one TCP segment
-    less before the client sees the first token (aiohttp's own Response buffers them the same
-    way; a plain StreamResponse sends them alone at prepare())."""
-
-    _send_headers_immediately = False
 
 
 class _Failure(Exception):
@@ -119,7 +112,11 @@ def _chosen_headers(
     content_type: str = _JSON,
     id_header: str | None = None,
 ) -> CIMultiDict[str]:
-    headers = CIMultiDict(served.chosen_headers(cand.connection_id, cand.model_id))
+    # the cached headers read inline; chosen_headers builds them the first time
+    chosen = served.answer_headers.get((cand.connection_id, cand.model_id))
+    if chosen is None:
+        chosen = served.chosen_headers(cand.connection_id, cand.model_id)
+    headers = CIMultiDict(chosen)
     headers["x-request-id"] = rid
     if id_header is not None:  # the format's own name for it (Anthropic's request-id)
         headers[id_header] = rid
@@ -260,13 +257,13 @@ class _Forwarder:
             call.headers if native else None,
             call.format.name,
         )
+        timeout = served.timeouts.get(self.route.timeout_ms)  # cached: read inline
+        if timeout is None:
+            timeout = served.timeout(self.route.timeout_ms)
         started = time.perf_counter()
         try:
             reply = await dialect.send(
-                session,
-                served.endpoints[cand.connection_id],
-                attempt,
-                served.timeout(self.route.timeout_ms),
+                session, served.endpoints[cand.connection_id], attempt, timeout
             )
         except TimeoutError:
             raise _Failure("timeout") from None
@@ -312,7 +309,9 @@ class _Forwarder:
                 raise _bad_reply("response_too_large") from None
             except aiohttp.ClientError:
                 raise _Failure("connect_error") from None
-            self._measured(cand, time.perf_counter() - started)
+            seconds = time.perf_counter() - started  # _measured's work inline: a frame less
+            self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
+            self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -329,10 +328,13 @@ class _Forwarder:
             )
             _note_usage(self.rec, cand, fmt.usage(data))
             # the prebuilt headers as they are; the envelope adds x-request-id (one header copy)
-            return web.Response(
-                status=reply.status,
-                body=orjson.dumps(data),
-                headers=served.chosen_headers(cand.connection_id, cand.model_id),
+            return Answer(
+                reply.status,
+                orjson.dumps(data),
+                CIMultiDict(
+                    served.answer_headers.get((cand.connection_id, cand.model_id))
+                    or served.chosen_headers(cand.connection_id, cand.model_id)
+                ),
             )
         finally:
             reply.release()
@@ -345,10 +347,6 @@ class _Forwarder:
         if upstream is None or client is None:
             return upstream or client
         return Chain(upstream, client)
-
-    def _measured(self, cand: Candidate, seconds: float) -> None:
-        self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
-        self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
 
     async def _translated_end(
         self, cand: Candidate, out: web.StreamResponse, translate: ChunkTranslator
@@ -382,7 +380,9 @@ class _Forwarder:
             raise _Failure("connect_error") from None
         if not chunk:
             raise _Failure("connect_error")
-        self._measured(cand, time.perf_counter() - started)
+        seconds = time.perf_counter() - started  # _measured's work inline: a frame less
+        self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
+        self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
         ctype = (
             _SSE if translate is not None else reply.headers.get("Content-Type", _SSE).split(";")[0]
         )
@@ -390,13 +390,13 @@ class _Forwarder:
             self.served, self.rid, cand, ctype or _SSE, self.call.format.id_header
         )
         headers["Cache-Control"] = "no-cache"
-        extra = self.request.get(ANSWER_HEADERS)
+        extra = self.request._state.get(ANSWER_HEADERS)
         if extra:
             headers.update(extra)
-        out = _EventStream(status=reply.status, headers=headers)
+        out = EventStream(reply.status, headers)
         await out.prepare(self.request)
         # the client's time to first byte: the head leaves with the first chunk, written next
-        self.rec["ttfb_ms"] = round((time.perf_counter() - self.request[STARTED]) * 1000, 3)
+        self.rec["ttfb_ms"] = round((time.perf_counter() - self.request._state[STARTED]) * 1000, 3)
         try:
             while chunk:
                 if translate is not None:

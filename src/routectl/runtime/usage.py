@@ -95,7 +95,13 @@ class Usage:
             counts[(model, "prompt")] = counts.get((model, "prompt"), 0) + prompt
             counts[(model, "completion")] = counts.get((model, "completion"), 0) + completion
             self.cost[model] = self.cost.get(model, 0.0) + cost
-        cell = self._cell(rec["ts"], collection)
+        # the current bucket's cell without _cell's frame (the common case), else _cell
+        window = self.window
+        cell = None
+        if window and window[-1].start == int(rec["ts"]) // BUCKET_S * BUCKET_S:
+            cell = window[-1].cells.get(collection)
+        if cell is None:
+            cell = self._cell(rec["ts"], collection)
         cell.requests += 1
         if status >= 400:
             cell.errors += 1

@@ -11,8 +11,9 @@ from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.depth import check_depth
 from routectl.runtime.ingress.openai_errors import openai_error_body, openai_foreign_error
 from routectl.runtime.ingress.openai_stream import ModelStamp
+from routectl.runtime.options import MAX_JSON_DEPTH
 from routectl.runtime.plan import RequestFacts
-from routectl.runtime.request import Call, bad_request, take_routing_keys
+from routectl.runtime.request import OWN_KEYS, Call, bad_request, take_routing_keys
 
 __all__ = ["OPENAI_CHAT", "OpenAIChat", "estimate_facts", "parse_chat_request"]
 
@@ -104,7 +105,10 @@ def parse_chat_request(raw: bytes) -> Call:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
-    check_depth(raw, body)
+    # check_depth's own first test, here: a body with fewer brackets cannot nest too deep, and
+    # most requests skip the call
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        check_depth(raw, body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' is required and must be a non-empty list")
@@ -112,7 +116,9 @@ def parse_chat_request(raw: bytes) -> Call:
     if not isinstance(stream, bool):
         raise bad_request("'stream' must be a boolean")
     facts = estimate_facts(body)
-    load_balancer, overrides = take_routing_keys(body)
+    load_balancer = overrides = None
+    if not OWN_KEYS.isdisjoint(body):  # take_routing_keys' own first test, without its frame
+        load_balancer, overrides = take_routing_keys(body)
     model = body.get("model")
     if load_balancer is None and (not isinstance(model, str) or not model):
         raise bad_request("'model' is required and must be a string")

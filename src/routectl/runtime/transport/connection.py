@@ -154,7 +154,11 @@ class Connection(asyncio.Protocol):
         if reply.buffered > self.limits.high_water and not self.paused and self.transport:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
+        # _wake, inline: the parser calls this for every chunk of the body (each event of a
+        # stream), and a Python-level call costs about as much as the rest of it
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_message_complete(self) -> None:
         if self._informational:

@@ -63,10 +63,13 @@ class TransportReply:
         """The response headers, every field as received (repeated ones included)."""
         if self._headers is None:
             # as aiohttp decodes them: UTF-8, bytes that are not kept as surrogates
+            # a list, not a generator: no generator frame resumed per field
             self._headers = CIMultiDictProxy(
                 CIMultiDict(
-                    (n.decode("latin-1"), v.decode("utf-8", "surrogateescape"))
-                    for n, v in self.raw_headers
+                    [
+                        (n.decode("latin-1"), v.decode("utf-8", "surrogateescape"))
+                        for n, v in self.raw_headers
+                    ]
                 )
             )
         return self._headers
