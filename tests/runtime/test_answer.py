@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from routectl.runtime import answer as answer_module
 from routectl.runtime.answer import Answer, EventStream
 
 
@@ -107,3 +108,20 @@ async def test_answer_writes_the_bytes_of_web_response(
         assert wire["answer"].startswith(f"HTTP/{version} ".encode())
     finally:
         await runner.cleanup()
+
+
+def test_the_constructors_leave_what_aiohttps_leave_on_the_installed_aiohttp() -> None:
+    # the shortcut is on here; a newer aiohttp whose constructors set more turns it off
+    assert answer_module._SAME_AS_AIOHTTP is True
+    assert answer_module._constructors_agree()
+
+
+async def test_an_aiohttp_that_disagrees_gets_its_own_constructors_and_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(answer_module, "_SAME_AS_AIOHTTP", False)
+    built = Answer(200, b"{}", CIMultiDict(HEADERS))
+    # aiohttp's own constructor ran: it sets what the shortcut leaves to class attributes
+    assert "_compressed_body" in vars(built) and built.body == b"{}"
+    await test_answer_writes_the_bytes_of_web_response(False, "POST", "", "1.1", "")
+    await test_answer_writes_the_bytes_of_web_response(True, "POST", "", "1.1", "close")

@@ -35,6 +35,9 @@ class Answer(web.Response):
     among `headers`; `headers` becomes the answer's own (not copied: pass a fresh one)."""
 
     def __init__(self, status: int, body: bytes, headers: CIMultiDict[str]) -> None:
+        if not _SAME_AS_AIOHTTP:
+            web.Response.__init__(self, status=status, body=body, headers=headers)
+            return
         # what Response.__init__ leaves behind for these arguments, without its frames
         self._state: dict[Any, Any] = {}
         self._headers = headers
@@ -79,6 +82,9 @@ class EventStream(web.StreamResponse):
     _send_headers_immediately = False
 
     def __init__(self, status: int, headers: CIMultiDict[str]) -> None:
+        if not _SAME_AS_AIOHTTP:
+            web.StreamResponse.__init__(self, status=status, headers=headers)
+            return
         # what StreamResponse.__init__ leaves behind, without its two frames; `headers` becomes
         # the answer's own (not copied: pass a fresh one)
         self._state: dict[Any, Any] = {}
@@ -92,6 +98,42 @@ class EventStream(web.StreamResponse):
         writer = _head(self, request, None)
         await writer.write_headers(f"HTTP/1.1 {self._status} {self._reason}", self._headers)
         return writer
+
+
+def _left_behind(resp: web.StreamResponse) -> dict[str, Any]:
+    """The attributes a constructor left on an answer, headers as a plain dict."""
+    found = dict(vars(resp))
+    found["_headers"] = dict(resp._headers)
+    return found
+
+
+def _constructors_agree() -> bool:
+    """Whether `Answer` and `EventStream` leave every attribute aiohttp's constructors leave, with
+    the same value (the class attributes supply the rest). Checked once at import, against the
+    installed aiohttp: a version whose constructors set something more turns the shortcut off
+    (aiohttp's own constructors run) rather than leaving an answer half built."""
+    missing = object()
+    pairs = (
+        (
+            web.Response(status=200, body=b"{}", headers=CIMultiDict(_PROBE)),
+            Answer(200, b"{}", CIMultiDict(_PROBE)),
+        ),
+        (
+            web.StreamResponse(status=200, headers=CIMultiDict(_PROBE)),
+            EventStream(200, CIMultiDict(_PROBE)),
+        ),
+    )
+    for real, ours in pairs:
+        theirs, mine = _left_behind(real), _left_behind(ours)
+        for name, value in theirs.items():
+            if mine.get(name, getattr(ours, name, missing)) != value:
+                return False
+    return True
+
+
+_PROBE = {hdrs.CONTENT_TYPE: "application/json"}
+_SAME_AS_AIOHTTP = True  # while the check itself builds its probes
+_SAME_AS_AIOHTTP = _constructors_agree()
 
 
 def _plain(resp: web.StreamResponse, request: web.BaseRequest) -> bool:
