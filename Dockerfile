@@ -25,12 +25,14 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# `pip install '.[logs,redis]'` is the runtime, psycopg for `--log-database-url` (request_logs) and
-# the Redis client for `serve --redis-url` (shared limits across replicas); pip and setuptools are
-# not needed at run time;
+# The runtime is `pip install '.[redis]'`: the Redis client for `serve --redis-url` (limits shared
+# by every replica). `--build-arg RUNTIME_EXTRAS=redis,logs` adds psycopg for
+# `serve --log-database-url` (request_logs; about 12 MB more); the default image holds nothing of
+# the compiler's and no database driver. pip and setuptools are not needed at run time;
 # bytecode compiled here and valid whatever the files' times (the root filesystem is read-only)
+ARG RUNTIME_EXTRAS=redis
 RUN python3 -m venv /opt/routectl \
- && /opt/routectl/bin/pip install --no-compile '.[logs,redis]' \
+ && /opt/routectl/bin/pip install --no-compile ".[${RUNTIME_EXTRAS}]" \
  && /opt/routectl/bin/pip uninstall -y -q pip setuptools \
  && python3 -m venv /opt/routectl-cli \
  && /opt/routectl-cli/bin/pip install --no-compile '.[cli]' \

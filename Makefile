@@ -50,9 +50,10 @@ test-fast:
 
 # Deploying (docs/deploying.md). Minutes, so not in `make test` (which lints the Dockerfile and
 # validates deploy/kubernetes offline): build both images with podman (or docker), run them, curl
-# them, remove what was made. Installs podman and debootstrap from Debian when they are missing.
+# them, remove what was made. Installs podman and debootstrap from Debian when they are missing (a docker
+# command without a daemon it can reach does not count).
 container-test:
-	@command -v podman >/dev/null 2>&1 || command -v docker >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 \
+	@command -v podman >/dev/null 2>&1 || docker info >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 \
 		&& [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq podman debootstrap runc >/dev/null; }
 	@command -v podman >/dev/null 2>&1 && ! command -v debootstrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
 		&& DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq debootstrap >/dev/null || true

@@ -26,13 +26,13 @@ if command -v podman >/dev/null; then
   printf '[global]\ncert = /run/routectl-host-ca.crt\n' >"$work/pip.conf"
   build_opts+=(--volume /etc/ssl/certs/ca-certificates.crt:/run/routectl-host-ca.crt:ro
                --volume "$work/pip.conf:/etc/pip.conf:ro")
-elif command -v docker >/dev/null; then
+elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then  # a CLI alone is not an engine
   engine=(docker)
   build_opts=(--network host)
   run_opts=(--network host)
   oneshot_opts=("${run_opts[@]}" --no-healthcheck)
 else
-  echo "container-test: neither podman nor docker is installed (apt-get install podman)" >&2
+  echo "container-test: neither podman nor a reachable docker daemon (apt-get install podman)" >&2
   exit 1
 fi
 
