@@ -32,6 +32,7 @@ from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness.callgrind import total_instructions
 from harness.clients import CLIENTS, open_client, pyreqwest_available
 from harness.procs import ProcessGroup, free_port
 from harness.targets import UPSTREAM_KEY, request_body, start_upstream
@@ -132,10 +133,7 @@ def _instructions(argv: list[str], work: Path, tag: str) -> int:
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1])
-    for line in out_file.read_text().splitlines():
-        if line.startswith(("totals:", "summary:")):
-            return int(line.split()[1])
-    raise RuntimeError("no totals in callgrind output")
+    return total_instructions(out_file)
 
 
 def main() -> int:

@@ -44,6 +44,7 @@ import psycopg
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+from harness.callgrind import build_shim, total_instructions  # noqa: E402
 from harness.load import Driver  # noqa: E402
 from harness.procs import TASKSET, ProcessGroup, cpu_ticks, free_port, wait_http  # noqa: E402
 from harness.targets import ROUTECTL  # noqa: E402
@@ -263,29 +264,6 @@ def _load_runs(
 
 # ---------------------------------------------------------------- instruction counts (callgrind)
 
-_SHIM = r"""
-#include <valgrind/callgrind.h>
-void cg_zero(void) { CALLGRIND_ZERO_STATS; }
-void cg_toggle(void) { CALLGRIND_TOGGLE_COLLECT; }
-void cg_dump(const char *name) { CALLGRIND_DUMP_STATS_AT(name); }
-"""
-
-
-def _shim(work: Path) -> Path | None:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or not Path("/usr/include/valgrind/callgrind.h").exists():
-        return None
-    src = work / "cgshim.c"
-    src.write_text(_SHIM)
-    lib = work / "libcgshim.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(lib), str(src)], check=True)
-    return lib
-
-
-def _total(path: str) -> int:
-    found = re.search(r"^(?:summary|totals): (\d+)", Path(path).read_text(errors="replace"), re.M)
-    return int(found.group(1)) if found else 0
-
 
 def _thread_totals(pattern: str) -> dict[int, int]:
     """Thread number (1: the main thread, the event loop's) -> instructions, of one dump."""
@@ -293,7 +271,7 @@ def _thread_totals(pattern: str) -> dict[int, int]:
     for path in glob.glob(pattern):
         found = re.search(r"-(\d+)$", path)
         if found:
-            out[int(found.group(1))] = _total(path)
+            out[int(found.group(1))] = total_instructions(path)
     return out
 
 
@@ -304,7 +282,7 @@ def _client_dumps(prefix: Path) -> dict[str, int]:
         text = Path(path).read_text(errors="replace")
         trigger = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
         if trigger:
-            out[trigger.group(1).strip()] = _total(path)
+            out[trigger.group(1).strip()] = total_instructions(path)
     return out
 
 
@@ -436,7 +414,7 @@ def _instructions(work: Path, group: ProcessGroup, url: str, table: Path, n: int
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("- instructions: valgrind is not installed (apt-get install valgrind)")
         return
-    shim = _shim(work)
+    shim = build_shim(work)
     if shim is None:
         print("- instructions: no C compiler or valgrind/callgrind.h for the in-process figures")
         return

@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import targets
+from harness.callgrind import build_shim, total_instructions
 from harness.procs import CLK_TCK, ProcessGroup, cpu_ticks, free_port, wait_http
 
 BENCH = Path(__file__).resolve().parent
@@ -124,13 +125,6 @@ def _start(group: ProcessGroup, rung: Rung, port: int, valgrind: Path | None) ->
     return proc.pid
 
 
-def _totals(path: Path) -> int:
-    for line in path.read_text().splitlines():
-        if line.startswith(("totals:", "summary:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no totals in {path}")
-
-
 def _instructions(group: ProcessGroup, rung: Rung, work: Path, warm: int, n: int) -> float:
     counts = []
     for i, total in enumerate((warm, warm + n)):
@@ -140,7 +134,7 @@ def _instructions(group: ProcessGroup, rung: Rung, work: Path, warm: int, n: int
         _drive(port, rung, total)
         proc = group.procs[-1]
         group.stop(proc, grace_s=120)  # callgrind writes its file at exit
-        counts.append(_totals(out))
+        counts.append(total_instructions(out))
     return (counts[1] - counts[0]) / n
 
 
@@ -188,26 +182,9 @@ def ladder(args: argparse.Namespace, work: Path) -> list[str]:
 
 # ---------------------------------------------------------------- routectl's stages in process
 
-_SHIM = r"""
-#include <valgrind/callgrind.h>
-void cg_zero(void) { CALLGRIND_ZERO_STATS; }
-void cg_dump(const char *name) { CALLGRIND_DUMP_STATS_AT(name); }
-"""
-
-
-def _shim(work: Path) -> Path | None:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or not Path("/usr/include/valgrind/callgrind.h").exists():
-        return None
-    src = work / "cgshim.c"
-    src.write_text(_SHIM)
-    lib = work / "libcgshim.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(lib), str(src)], check=True)
-    return lib
-
 
 def stages(args: argparse.Namespace, work: Path) -> list[str]:
-    lib = _shim(work)
+    lib = build_shim(work)
     if lib is None:
         return ["- stages not measured: no C compiler or valgrind/callgrind.h here"]
     config = targets.write_bench_config(work, "http://127.0.0.1:9/v1")
@@ -231,7 +208,7 @@ def stages(args: argparse.Namespace, work: Path) -> list[str]:
     lines = ["| routectl stage (in process) | instructions/req |", "|---|--:|"]
     dumps = sorted(work.glob("stages.out.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
     for name, dump in zip(names, dumps, strict=False):
-        lines.append(f"| {name.replace('_', ' ')} | {_totals(dump) / args.k:,.0f} |")
+        lines.append(f"| {name.replace('_', ' ')} | {total_instructions(dump) / args.k:,.0f} |")
     return lines
 
 
