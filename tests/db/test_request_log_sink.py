@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +45,30 @@ def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
     assert (sink.queued, len(sink.queue), sink.dropped["queue_full"]) == (5, 5, 3)
 
 
-def test_the_database_away_spools_within_the_bound_and_counts_the_rest(tmp_path: Path) -> None:
-    url = f"postgresql://u:secret@127.0.0.1:{_closed_port()}/db?connect_timeout=1"
-    one_line = len(json.dumps(_record(0), separators=(",", ":"))) + 1
-    sink = RequestLogSink(url, tmp_path / "spool", spool_max_bytes=one_line * 10, interval=0.05)
+def _offer_until_settled(
+    sink: RequestLogSink, records: list[dict[str, Any]], settled: Callable[[], int]
+) -> None:
+    """Start the sink, offer the records, wait (10 s at most) until `settled()` counts them all,
+    stop it."""
     sink.start()
     try:
-        for i in range(25):
-            sink.offer(_record(i))
+        for record in records:
+            sink.offer(record)
         deadline = time.monotonic() + 10
-        while sink.spooled + sink.dropped["spool_full"] < 25:
+        while settled() < len(records):
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
         sink.stop()
+
+
+def test_the_database_away_spools_within_the_bound_and_counts_the_rest(tmp_path: Path) -> None:
+    url = f"postgresql://u:secret@127.0.0.1:{_closed_port()}/db?connect_timeout=1"
+    one_line = len(json.dumps(_record(0), separators=(",", ":"))) + 1
+    sink = RequestLogSink(url, tmp_path / "spool", spool_max_bytes=one_line * 10, interval=0.05)
+    _offer_until_settled(
+        sink, [_record(i) for i in range(25)], lambda: sink.spooled + sink.dropped["spool_full"]
+    )
     assert (sink.spooled, sink.dropped["spool_full"], sink.written) == (10, 15, 0)
     assert sink.up is False
     files = list((tmp_path / "spool").glob("*.jsonl"))
@@ -90,16 +101,8 @@ def test_a_record_that_is_not_json_is_dropped_and_counted_the_rest_of_its_batch_
 ) -> None:
     url = f"postgresql://u:secret@127.0.0.1:{_closed_port()}/db?connect_timeout=1"
     sink = RequestLogSink(url, tmp_path / "spool", interval=0.05)
-    sink.start()
-    try:
-        for i in range(5):
-            sink.offer({**_record(i), "odd": object()} if i == 2 else _record(i))
-        deadline = time.monotonic() + 10
-        while sink.spooled + sink.dropped["invalid"] < 5:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    finally:
-        sink.stop()
+    records = [{**_record(i), "odd": object()} if i == 2 else _record(i) for i in range(5)]
+    _offer_until_settled(sink, records, lambda: sink.spooled + sink.dropped["invalid"])
     assert (sink.spooled, sink.dropped["invalid"], sink.queued) == (4, 1, 5)
     (spool_file,) = (tmp_path / "spool").glob("*.jsonl")
     records = [parse_line(line) for line in spool_file.read_bytes().splitlines()]
