@@ -101,8 +101,8 @@ def test_a_record_that_is_not_json_is_dropped_and_counted_the_rest_of_its_batch_
 ) -> None:
     url = f"postgresql://u:secret@127.0.0.1:{_closed_port()}/db?connect_timeout=1"
     sink = RequestLogSink(url, tmp_path / "spool", interval=0.05)
-    records = [{**_record(i), "odd": object()} if i == 2 else _record(i) for i in range(5)]
-    _offer_until_settled(sink, records, lambda: sink.spooled + sink.dropped["invalid"])
+    offered = [{**_record(i), "odd": object()} if i == 2 else _record(i) for i in range(5)]
+    _offer_until_settled(sink, offered, lambda: sink.spooled + sink.dropped["invalid"])
     assert (sink.spooled, sink.dropped["invalid"], sink.queued) == (4, 1, 5)
     (spool_file,) = (tmp_path / "spool").glob("*.jsonl")
     records = [parse_line(line) for line in spool_file.read_bytes().splitlines()]
