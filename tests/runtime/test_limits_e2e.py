@@ -13,7 +13,7 @@ import pytest
 from conftest import KEYS, FakeUpstream, Gateway, LoopThread
 from openai import OpenAI
 
-from routectl.runtime.keys import LIMITS
+from routectl.runtime.keys import RUNTIME
 
 pytestmark = pytest.mark.e2e
 
@@ -98,7 +98,7 @@ def test_a_stream_s_usage_settles_the_token_limit_and_the_client_gets_its_own_st
     # the gateway asked the upstream for the usage; the client, which did not, gets no usage chunk
     assert fake.calls[-1]["body"]["stream_options"] == {"include_usage": True}
     assert all(json.loads(e[6:])["choices"] for e in events)
-    loop_thread.run(gw.app[LIMITS].drain())  # the settlement runs after the answer
+    loop_thread.run(gw.app[RUNTIME].limiter.drain())  # the settlement runs after the answer
     raw = client.chat.completions.with_raw_response.create(model="fake/m1", messages=MESSAGES)
     # 412 used by the stream, 5 reserved now
     assert raw.headers["x-ratelimit-remaining-tokens"] == str(1000 - 412 - 5)

@@ -13,7 +13,7 @@ from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.connections import Connections
 from routectl.runtime.front import served_by_front
 from routectl.runtime.ingress.anthropic_messages import ANTHROPIC_MESSAGES
-from routectl.runtime.keys import CONNECTIONS, FORMATS, LIMITS, RUNTIME
+from routectl.runtime.keys import CONNECTIONS, FORMATS, RUNTIME
 from routectl.runtime.limits import Limiter, LimitSettings, backend_for
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.openapi import OPENAPI, OpenAPI, describe_runtime, serve_openapi
@@ -80,7 +80,7 @@ def create_app(
     app[CONNECTIONS] = Connections(runtime.metrics.registry)
     app[FORMATS] = {}  # a route of another client format registers it (errors in its shape)
     settings = limits or LimitSettings()
-    limiter = runtime.limiter = app[LIMITS] = Limiter(
+    limiter = runtime.limiter = Limiter(
         backend_for(settings), runtime.metrics.registry, state.clock, settings.minute_s
     )
 

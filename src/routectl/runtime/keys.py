@@ -9,14 +9,12 @@ from aiohttp import web
 if TYPE_CHECKING:
     from routectl.runtime.connections import Connections
     from routectl.runtime.ingress import ClientFormat
-    from routectl.runtime.limits import Limiter
     from routectl.runtime.served import Runtime, ServedTable
 
 __all__ = [
     "ANSWER_HEADERS",
     "CONNECTIONS",
     "FORMATS",
-    "LIMITS",
     "RECORD",
     "REQUEST_ID",
     "RUNTIME",
@@ -30,8 +28,6 @@ RUNTIME: web.AppKey[Runtime] = web.AppKey("routectl_runtime")
 CONNECTIONS: web.AppKey[Connections] = web.AppKey("routectl_connections")
 # route path (canonical) -> the client format its errors answer in; OpenAI chat when absent
 FORMATS: web.AppKey[dict[str, ClientFormat]] = web.AppKey("routectl_formats")
-# routing.yaml's limits: the check before the upstream call and the settlement after it
-LIMITS: web.AppKey[Limiter] = web.AppKey("routectl_limits")
 
 # request-scoped, set by the envelope before any handler runs
 SERVED: web.RequestKey[ServedTable] = web.RequestKey("routectl_served")  # the table deciding it

@@ -143,8 +143,8 @@ class ServedTable:
 class Runtime:
     """Everything a request handler reaches for (mutable: the table is swapped on reload)."""
 
-    # routing.yaml's limits (also the app's LIMITS), set by create_app: a handler reaches it here
-    # without `request.app[LIMITS]`, a Python-level call on every request
+    # routing.yaml's limits, set by create_app (a handler reaches it through the request's
+    # RUNTIME_OF, without `request.app`)
     limiter: Limiter
 
     def __init__(
