@@ -197,6 +197,12 @@ class _Forwarder:
 
     # ---------------------------------------------------------------- health bookkeeping
 
+    def _measured(self, cand: Candidate, seconds: float) -> None:
+        """An answer's latency (to its first byte or whole body): the latency-aware strategies'
+        state and the metrics' histogram."""
+        self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
+        self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
+
     def _book(self, cand: Candidate, failure: _Failure) -> None:
         attempt: dict[str, Any] = {"model": cand.model_id, "connection": cand.connection_id}
         if failure.status is not None:
@@ -309,9 +315,7 @@ class _Forwarder:
                 raise _bad_reply("response_too_large") from None
             except aiohttp.ClientError:
                 raise _Failure("connect_error") from None
-            seconds = time.perf_counter() - started  # _measured's work inline: a frame less
-            self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
-            self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
+            self._measured(cand, time.perf_counter() - started)
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -380,9 +384,7 @@ class _Forwarder:
             raise _Failure("connect_error") from None
         if not chunk:
             raise _Failure("connect_error")
-        seconds = time.perf_counter() - started  # _measured's work inline: a frame less
-        self.rt.state.record_latency(cand.connection_id, cand.model_id, seconds)
-        self.rt.metrics.observe_latency(cand.model_id, cand.connection_id, seconds)
+        self._measured(cand, time.perf_counter() - started)
         ctype = (
             _SSE if translate is not None else reply.headers.get("Content-Type", _SSE).split(";")[0]
         )
