@@ -304,7 +304,7 @@ class Limiter:
             self._unavailable(rules, exc)  # raises when a limit fails closed
             return None
         if not outcome.admitted:
-            raise self._refusal(list(zip(charges, rules.charged, strict=True)), outcome, now)
+            raise self._refusal(rules, charges, outcome, now)
         return Ticket(
             [(charges[i], measure) for i, measure in rules.settling],
             slot,
@@ -328,10 +328,10 @@ class Limiter:
         return None
 
     def _refusal(
-        self, charges: list[tuple[Charge, _Rule]], outcome: Outcome, now: float
+        self, rules: RouteRules, charges: list[Charge], outcome: Outcome, now: float
     ) -> RoutingError:
         refusing: list[tuple[float, Charge, _Rule, int]] = []
-        for i, (c, rule) in enumerate(charges):
+        for i, (c, rule) in enumerate(zip(charges, rules.charged, strict=True)):
             used = outcome.used[i]
             if used + c.cost <= c.limit:
                 continue
@@ -374,7 +374,7 @@ class Limiter:
             "value": rule.written,
             "used": shown_used,
         }
-        headers = self._headers_of(charges, outcome, now)
+        headers = self._headers(rules, outcome, now)
         finite = [w for w in waits if w != math.inf]
         if finite and not never:
             wait = max(finite)
@@ -402,28 +402,6 @@ class Limiter:
             oldest = outcome.oldest[best]
             reset = 0.0 if oldest is None else (oldest + WINDOW_SLOTS) * self.slot_s - now
             headers[reset_name] = duration(reset if reset > 0 else 0.0)
-        return headers
-
-    def _headers_of(
-        self, charges: list[tuple[Charge, _Rule]], outcome: Outcome, now: float
-    ) -> dict[str, str]:
-        """The same headers for a refusal (the rare path), from the charges themselves."""
-        tightest: dict[str, tuple[int, int, int | None]] = {}
-        for i, (c, rule) in enumerate(charges):
-            if not c.window:
-                continue
-            kind = "requests" if rule.measure == "requests_per_minute" else "tokens"
-            remaining = max(0, c.limit - outcome.used[i])
-            seen = tightest.get(kind)
-            if seen is None or remaining < seen[1]:
-                tightest[kind] = (c.limit, remaining, outcome.oldest[i])
-        headers: dict[str, str] = {}
-        for kind, (limit, remaining, oldest) in tightest.items():
-            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(remaining)
-            # until the oldest counted slot leaves the window and frees what it holds
-            reset = 0.0 if oldest is None else (oldest + WINDOW_SLOTS) * self.slot_s - now
-            headers[f"x-ratelimit-reset-{kind}"] = duration(max(0.0, reset))
         return headers
 
     # ------------------------------------------------------------ settlement
