@@ -170,8 +170,11 @@ async def test_chunked_body_is_relayed_chunk_by_chunk(client: Transport) -> None
     try:
         reply = await client.post(URL(server.url), data=BODY, headers=HEADERS, timeout=TIMEOUT)
         assert await reply.content.readany() == b"data: 1\n\n"
+        assert not reply.content.at_eof()  # more is to come
         second.set()
         assert await reply.content.readany() == b"data: 2\n\n"
+        # the last chunk and the body's end came in one packet: the relay knows it is the end
+        assert reply.content.at_eof()
         assert await reply.content.readany() == b""
         reply.release()
         assert await post(client, server.url) == (200, b'{"ok":true}')

@@ -352,15 +352,13 @@ class _Forwarder:
             return upstream or client
         return Chain(upstream, client)
 
-    async def _translated_end(
-        self, cand: Candidate, out: web.StreamResponse, translate: ChunkTranslator
-    ) -> None:
+    def _translated_end(self, cand: Candidate, translate: ChunkTranslator) -> bytes:
+        """What the translation sends when the body ended; its error and usage recorded."""
         tail = translate.close()
-        if tail:
-            await out.write(tail)
         if translate.error is not None:
             self.rec["stream_error"] = translate.error
         _note_usage(self.rec, cand, translate.usage)
+        return tail
 
     async def _stream(
         self,
@@ -399,16 +397,22 @@ class _Forwarder:
         await out.prepare(self.request)
         # the client's time to first byte: the head leaves with the first chunk, written next
         self.rec["ttfb_ms"] = round((time.perf_counter() - self.request._state[STARTED]) * 1000, 3)
+        last = b""  # what leaves with the end of the answer
         try:
             while chunk:
                 if translate is not None:
                     chunk = translate.feed(chunk)  # each complete event goes on as it arrives
+                if content.at_eof():
+                    # the upstream's body is whole: its last bytes and the end of the chunked
+                    # answer go in one write (for a short answer read at once, with the head)
+                    last = chunk
+                    break
                 if chunk:
                     await out.write(chunk)
                 chunk = await content.readany()
                 bound.feed(chunk)
             if translate is not None:
-                await self._translated_end(cand, out, translate)
+                last += self._translated_end(cand, translate)
         except asyncio.CancelledError:
             self.rec["status"] = 499  # the client went away: closing cancels the upstream request
             reply.close()
@@ -435,7 +439,7 @@ class _Forwarder:
             except ConnectionResetError:
                 return out
         try:
-            await out.write_eof()
+            await out.write_eof(last)
         except ConnectionResetError:
             self.rec["status"] = 499
         return out

@@ -120,6 +120,10 @@ class Body(Protocol):
         """The next chunk, b"" at the end."""
         ...
 
+    def at_eof(self) -> bool:
+        """True once the body has ended and every byte of it was read (readany's next is b"")."""
+        ...
+
 
 class Reply(Protocol):
     """An upstream's answer: the lean client's TransportReply, aiohttp's ClientResponse, or a

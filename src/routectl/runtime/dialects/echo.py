@@ -263,6 +263,9 @@ class _Chunks:
     async def readany(self) -> bytes:
         return self._chunks.pop(0) if self._chunks else b""
 
+    def at_eof(self) -> bool:
+        return not self._chunks
+
 
 class LocalReply:
     """A 200 answer made in the process, read like an aiohttp ClientResponse."""

@@ -1,6 +1,6 @@
 """An upstream's answer read off a lean connection, with the surface of aiohttp's ClientResponse
-that the upstream walk uses (`dialects.base.Reply`): status, headers, content.readany(), read(),
-release(), close()."""
+that the upstream walk uses (`dialects.base.Reply`): status, headers, content.readany() and
+content.at_eof(), read(), release(), close()."""
 
 from __future__ import annotations
 
@@ -99,6 +99,10 @@ class TransportReply:
             if conn is None:  # closed by its reader
                 return b""
             await conn.wait()
+
+    def at_eof(self) -> bool:
+        """The whole body was received and read: `readany` has nothing more to give."""
+        return self.done and not self.chunks and self.error is None
 
     async def read(self) -> bytes:
         """The whole body, at most `max_body` bytes (ResponseTooLarge past that)."""
