@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import orjson
 
+from routectl.runtime.dialects.stream import Chain, ChunkTranslator
+from routectl.runtime.ingress.openai_stream import ModelStamp
 from routectl.runtime.limits.usage import UsageWatch
 
 CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}\n\n'
@@ -13,7 +15,7 @@ DONE = b"data: [DONE]\n\n"
 STREAM = CHUNK * 3 + USAGE + DONE
 
 
-def _run(watch: UsageWatch, pieces: list[bytes]) -> bytes:
+def _run(watch: ChunkTranslator, pieces: list[bytes]) -> bytes:
     return b"".join(watch.feed(p) for p in pieces) + watch.close()
 
 
@@ -68,3 +70,25 @@ def test_whole_events_read_alike_however_they_are_grouped() -> None:
                 quick = UsageWatch(strip)
                 assert _run(quick, pieces) == expected, (stream, strip, group)
                 assert quick.usage == slow.usage
+
+
+def test_the_model_stamp_with_a_watch_gives_what_the_two_translators_one_after_the_other_give() -> (
+    None
+):
+    # the relay of a limited stream: one ModelStamp running the watch on each whole event first,
+    # instead of a Chain of the stamp and the watch; same bytes out, same usage, every cut
+    named = STREAM.replace(b'"object"', b'"model":"up-1","object"')  # the upstream's name
+    streams = [named, named.replace(b"\n\n", b"\r\n\r\n"), named[:-2], STREAM]
+    for stream in streams:
+        for strip in (True, False):
+            for size in (1, 7, 50, len(stream)):
+                pieces = [stream[i : i + size] for i in range(0, len(stream), size)]
+                chained = Chain(ModelStamp("routed/m"), UsageWatch(strip))
+                fused = ModelStamp("routed/m", UsageWatch(strip))
+                expected = _run(chained, pieces)
+                assert _run(fused, pieces) == expected, (stream, strip, size)
+                assert fused.usage == chained.usage
+                assert fused.usage == {"prompt_tokens": 12, "completion_tokens": 400}
+                if stream is not STREAM:
+                    assert expected.count(b'"model":"routed/m"') == (4 if not strip else 3)
+                    assert b"up-1" not in expected

@@ -24,6 +24,8 @@ import re
 
 import orjson
 
+from routectl.runtime.dialects.stream import ChunkTranslator
+
 __all__ = ["ModelStamp"]
 
 # after the key: spacing, the colon, and a string value (group 1)
@@ -35,16 +37,23 @@ _ESCAPED = b'\\"model"'  # left alone by the key-by-key walk: so by the shortcut
 class ModelStamp:
     """Upstream OpenAI chunk bytes in, the same chunks with `model` = the routed id out."""
 
-    __slots__ = ("_buffer", "_seen", "_stamped", "_value", "error", "usage")
+    __slots__ = ("_buffer", "_seen", "_stamped", "_value", "error", "watch")
 
-    def __init__(self, model_id: str) -> None:
+    def __init__(self, model_id: str, watch: ChunkTranslator | None = None) -> None:
         self._value = orjson.dumps(model_id)
         self._buffer = b""
         # the upstream's last `"model": "<name>"` as it wrote it, and what replaces it
         self._seen = b""
         self._stamped = b""
         self.error: str | None = None
-        self.usage: dict[str, int] | None = None  # not read: the chunks pass through
+        # a translator of whole events that runs first (the limits' usage watch): one
+        # translator instead of a Chain of two, each event cut out of the stream once
+        self.watch = watch
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """The usage the watch read (none without one: the chunks pass through)."""
+        return None if self.watch is None else self.watch.usage
 
     def _shortcut(self, events: bytes) -> bool:
         """Whether every `"model"` key of `events` is the upstream's known sequence (and none
@@ -89,9 +98,15 @@ class ModelStamp:
         crlf = buffer.rfind(b"\r\n\r\n")
         end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
         self._buffer = buffer[end:]
-        return self._stamp(buffer[:end]) if end else b""
+        if not end:
+            return b""
+        if self.watch is None:
+            return self._stamp(buffer[:end])
+        return self._stamp(self.watch.feed(buffer[:end]))
 
     def close(self) -> bytes:
         """What is left at the end of the body (an event without its blank line), stamped."""
         rest, self._buffer = self._buffer, b""
+        if self.watch is not None:
+            rest = self.watch.feed(rest) + self.watch.close()
         return self._stamp(rest)

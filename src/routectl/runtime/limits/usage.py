@@ -14,6 +14,7 @@ import orjson
 
 from routectl.runtime.dialects.stream import Chain, ChunkTranslator
 from routectl.runtime.errors import RoutingError
+from routectl.runtime.ingress.openai_stream import ModelStamp
 
 if TYPE_CHECKING:
     from routectl.runtime.ingress import ClientFormat
@@ -39,8 +40,13 @@ class UsageWatch:
 
     def feed(self, data: bytes) -> bytes:
         """The bytes to send on (all of them, less a stripped usage chunk)."""
-        if not self._buffer and data.endswith(b"\n\n") and b"\r" not in data:
-            return self._whole(data)
+        if not self._buffer:
+            if not data:
+                return data
+            # (find, not `in`: a bytes `in` first tries its operand as an integer, and pays
+            # for the TypeError that raises)
+            if data.endswith(b"\n\n") and data.find(b"\r") < 0:
+                return self._whole(data)
         *events, self._buffer = (self._buffer + data.replace(b"\r", b"")).split(b"\n\n")
         kept = [e for e in events if not self._read(e)]
         if not self.strip:
@@ -64,7 +70,7 @@ class UsageWatch:
             cut = data.rfind(b"\n\n", 0, at)
             start = 0 if cut < 0 else cut + 2
             end = data.find(b"\n\n", at)  # found: data ends with a blank line
-            if self._read(data[start:end]):
+            if self._parse(data[start:end]):
                 pieces.append(data[done:start])
                 done = end + 2
             at = data.find(_USAGE, end)
@@ -75,9 +81,13 @@ class UsageWatch:
 
     def _read(self, event: bytes) -> bool:
         """Record the usage an event reports; True when it is the usage-only chunk to drop."""
-        if _USAGE not in event or any(n in event for n in _NULLS):
+        if event.find(_USAGE) < 0 or any(event.find(n) >= 0 for n in _NULLS):
             return False
-        if event.startswith(b"data: ") and b"\n" not in event:  # one data line: the usual
+        return self._parse(event)
+
+    def _parse(self, event: bytes) -> bool:
+        """`_read` of an event known to hold a `"usage"` that is not null."""
+        if event.startswith(b"data: ") and event.find(b"\n") < 0:  # one data line: the usual
             payload = event[6:]
         else:
             payload = b"\n".join(
@@ -132,9 +142,14 @@ class WatchedFormat:
         return self.inner.stream(call, model_id) or UsageWatch(self.strip)
 
     def relay(self, call: Call, model_id: str) -> ChunkTranslator | None:
-        inner = self.inner.relay(call, model_id)  # the routed model stamped, then usage read
+        inner = self.inner.relay(call, model_id)
         watch = UsageWatch(self.strip)
-        return watch if inner is None else Chain(inner, watch)
+        if inner is None:
+            return watch
+        if isinstance(inner, ModelStamp) and inner.watch is None:
+            inner.watch = watch  # usage read (its chunk dropped), then the model stamped
+            return inner
+        return Chain(inner, watch)  # the format's own translation, then usage read
 
     def error_body(self, error: RoutingError) -> dict[str, Any]:
         return self.inner.error_body(error)
