@@ -59,7 +59,7 @@ class ModelStamp:
         """Whether every `"model"` key of `events` is the upstream's known sequence (and none
         follows an escaped quote, which the walk would leave alone)."""
         seen = self._seen
-        return bool(seen) and events.count(_KEY) == events.count(seen) and _ESCAPED not in events
+        return bool(seen) and events.count(_KEY) == events.count(seen) and events.find(_ESCAPED) < 0
 
     def _stamp(self, events: bytes) -> bytes:
         if self._shortcut(events):

@@ -55,9 +55,10 @@ class Outcome(NamedTuple):
 
     admitted: bool
     slot: int  # the window slot the request is (or would be) booked in
-    used: tuple[int, ...]  # after booking when admitted, else before
-    oldest: tuple[int | None, ...]  # windows: the oldest slot still counted (None: empty)
-    free_slot: tuple[int | None, ...]  # refused windows: the first slot where the cost fits
+    used: Sequence[int]  # after booking when admitted, else before
+    oldest: Sequence[int]  # windows: the oldest slot still counted (-1: empty; budgets -1)
+    # refused windows: the first slot where the cost fits (-1: fits now, never, or a budget)
+    free_slot: Sequence[int]
 
 
 class Backend(Protocol):
@@ -96,16 +97,16 @@ def window_state(slots: dict[int, int], slot: int) -> tuple[int, list[tuple[int,
     return sum(c for _, c in live), live
 
 
-def first_fitting_slot(live: list[tuple[int, int]], used: int, cost: int, limit: int) -> int | None:
-    """The slot from which `cost` fits again as old slots leave the window; None: never."""
+def first_fitting_slot(live: list[tuple[int, int]], used: int, cost: int, limit: int) -> int:
+    """The slot from which `cost` fits again as old slots leave the window; -1: never."""
     need = used + cost - limit
     if cost > limit:
-        return None
+        return -1
     for s, count in live:
         need -= count
         if need <= 0:
             return s + WINDOW_SLOTS
-    return None  # pragma: no cover - used > 0 when refused, so some slot frees enough
+    return -1  # pragma: no cover - used > 0 when refused, so some slot frees enough
 
 
 class InProcessBackend:
@@ -123,20 +124,20 @@ class InProcessBackend:
         """All or nothing, as the Redis script."""
         self._sweep()
         used: list[int] = []
-        oldest: list[int | None] = []
-        free: list[int | None] = []
+        oldest: list[int] = []
+        free: list[int] = []
         admitted = True
         for c in charges:
             if c.window:
                 now_used, live = window_state(self.windows.setdefault(c.key, {}), slot)
-                oldest.append(live[0][0] if live else None)
+                oldest.append(live[0][0] if live else -1)
                 fits = now_used + c.cost <= c.limit
-                free.append(None if fits else first_fitting_slot(live, now_used, c.cost, c.limit))
+                free.append(-1 if fits else first_fitting_slot(live, now_used, c.cost, c.limit))
             else:
                 now_used = self.budgets.get(c.key, (0, 0.0))[0]
-                oldest.append(None)
+                oldest.append(-1)
                 fits = now_used + c.cost <= c.limit
-                free.append(None)
+                free.append(-1)
             used.append(now_used)
             admitted = admitted and fits
         if admitted:
@@ -144,9 +145,9 @@ class InProcessBackend:
                 if c.cost:
                     self._book(c, slot, c.cost)
                     used[i] += c.cost
-                    if c.window and oldest[i] is None:
+                    if c.window and oldest[i] < 0:
                         oldest[i] = slot
-        return Outcome(admitted, slot, tuple(used), tuple(oldest), tuple(free))
+        return Outcome(admitted, slot, used, oldest, free)
 
     def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
         """Add each delta where the reservation was booked."""

@@ -337,7 +337,7 @@ class Limiter:
                 continue
             if c.window:
                 free = outcome.free_slot[i]
-                wait = math.inf if free is None else free * self.slot_s - now
+                wait = math.inf if free < 0 else free * self.slot_s - now
             else:
                 wait = c.period_end - now
             refusing.append((wait, c, rule, used))
@@ -400,7 +400,7 @@ class Limiter:
             headers[remaining_name] = str(best_remaining)
             # until the oldest counted slot leaves the window and frees what it holds
             oldest = outcome.oldest[best]
-            reset = 0.0 if oldest is None else (oldest + WINDOW_SLOTS) * self.slot_s - now
+            reset = 0.0 if oldest < 0 else (oldest + WINDOW_SLOTS) * self.slot_s - now
             headers[reset_name] = duration(reset if reset > 0 else 0.0)
         return headers
 

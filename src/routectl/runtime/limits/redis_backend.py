@@ -304,10 +304,8 @@ class RedisBackend:
         else:
             # nothing in flight: this request makes the call itself, with the corrections that
             # wait (no sender task, two turns of the event loop fewer); what arrives meanwhile
-            # waits for a sender started once this call returns
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            # waits for a sender started once this call returns. A timer set for corrections
+            # stays: it finds nothing to send, and is not set again for each request
             self._sending = True
             try:
                 await self._send()
@@ -317,10 +315,8 @@ class RedisBackend:
                 else:
                     self._sending = False
             values = future.result()
-        used = tuple(values[1::3])
-        oldest = tuple(None if v < 0 else v for v in values[2::3])
-        free = tuple(None if v < 0 else v for v in values[3::3])
-        return Outcome(values[0] == 1, slot, used, oldest, free)
+        # the script's answer as it is: -1 says "none", as Outcome does
+        return Outcome(values[0] == 1, slot, values[1::3], values[2::3], values[3::3])
 
     def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
         """Add each delta where the reservation was booked, with the next batch (at the latest
@@ -362,7 +358,7 @@ class RedisBackend:
 
     def _on_timer(self) -> None:
         self._timer = None
-        if not self._sending:
+        if not self._sending and (self._checks or self._corrections):
             self._start_sender()
 
     def _start_sender(self) -> None:
@@ -416,7 +412,7 @@ class RedisBackend:
                 self._lost(len(corrections))
             return
         self.down_until = 0.0
-        values = [int(v) for v in raw]
+        values: list[int] = raw  # the script answers integers (hiredis, redis-py: ints)
         at = 0
         for _, spec, future in checks:
             size = 1 + 3 * len(spec)

@@ -44,7 +44,21 @@ def _bulk(value: bytes | str | int) -> bytes:
 
 def pack(*args: bytes | str | int) -> bytes:
     """A command as RESP: an array of bulk strings."""
-    return b"*%d\r\n%b" % (len(args), b"".join(_bulk(a) for a in args))
+    return b"*%d\r\n%b" % (len(args), b"".join([_bulk(a) for a in args]))
+
+
+_MAX_NAMES = 10_000  # encoded key names kept (a table's counters: callers x limits)
+
+
+class _Names(dict[str, bytes]):
+    """Key names as RESP bulk strings, encoded once: a batch names the same few keys again and
+    again (a caller's counters)."""
+
+    def __missing__(self, name: str) -> bytes:
+        if len(self) >= _MAX_NAMES:
+            self.clear()
+        encoded = self[name] = _bulk(name)
+        return encoded
 
 
 class _Connection(asyncio.Protocol):
@@ -127,6 +141,8 @@ class LeanRedis:
         self.timeout_s = timeout_s
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
+        self._names = _Names()
+        self._evalsha: dict[str, bytes] = {}  # sha -> `EVALSHA <sha>`, encoded
 
     async def _connection(self) -> _Connection:
         conn = self._conn
@@ -182,8 +198,15 @@ class LeanRedis:
     async def evalsha(self, sha: str, script: str, keys: list[str], args: list[str | int]) -> Any:
         """Run a script by its SHA1; when the server does not have it, by its text (EVAL caches
         it for the next EVALSHA)."""
+        names = self._names
+        head = b"*%d\r\n%b%b%b" % (
+            3 + len(keys) + len(args),
+            self._evalsha.get(sha) or self._evalsha.setdefault(sha, _bulk("EVALSHA") + _bulk(sha)),
+            _bulk(len(keys)),
+            b"".join([names[k] for k in keys]),
+        )
         try:
-            return await self.call(pack("EVALSHA", sha, len(keys), *keys, *args))
+            return await self.call(head + b"".join([_bulk(a) for a in args]))
         except RespError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise

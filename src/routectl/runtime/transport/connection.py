@@ -136,7 +136,7 @@ class Connection(asyncio.Protocol):
             lower = name.lower()
             if lower == b"content-length":
                 length = int(value)
-            elif lower == b"transfer-encoding" and b"chunked" in value.lower():
+            elif lower == b"transfer-encoding" and value.lower().find(b"chunked") >= 0:
                 until_close = False
         if length is not None:
             reply.length = length
