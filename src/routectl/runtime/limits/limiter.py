@@ -295,7 +295,11 @@ class Limiter:
             elif kind == _TOKENS:
                 charges.append(Charge(rule.key, True, rule.limit, tokens))
             else:
-                period, end = _period(rule.measure, now)
+                last = _periods.get(rule.measure)  # _period's own test, inline (the usual)
+                if last is not None and last[0] <= now < last[1]:
+                    period, end = last[2], last[1]
+                else:
+                    period, end = _period(rule.measure, now)
                 charges.append(Charge(f"{rule.key}:{period}", False, rule.limit, nano, end))
         slot = slot_of(now, self.minute_s)
         try:
@@ -391,17 +395,17 @@ class Limiter:
         used = outcome.used
         for (limit_name, remaining_name, reset_name), windows in rules.headers:
             best, limit, best_text = windows[0]
-            best_remaining = max(0, limit - used[best])
+            best_remaining = limit - used[best]
             for i, limit, text in windows[1:]:
-                remaining = max(0, limit - used[i])
+                remaining = limit - used[i]
                 if remaining < best_remaining:
                     best, best_remaining, best_text = i, remaining, text
             headers[limit_name] = best_text
-            headers[remaining_name] = str(best_remaining)
+            headers[remaining_name] = str(best_remaining) if best_remaining > 0 else "0"
             # until the oldest counted slot leaves the window and frees what it holds
             oldest = outcome.oldest[best]
             reset = 0.0 if oldest < 0 else (oldest + WINDOW_SLOTS) * self.slot_s - now
-            headers[reset_name] = duration(reset if reset > 0 else 0.0)
+            headers[reset_name] = duration(reset) if reset > 0 else "0ms"
         return headers
 
     # ------------------------------------------------------------ settlement

@@ -325,12 +325,19 @@ class RedisBackend:
             self._lost(len(charges))
             return
         now = time.time()
+        corrections = self._corrections
         for c, delta in charges:
-            ttl = 0 if c.window else _ttl_ms(c, now)
-            entry = self._corrections.setdefault((c.key, c.window, slot if c.window else 0), [0, 0])
+            if c.window:
+                entry = corrections.setdefault((c.key, True, slot), [0, 0])
+                entry[0] += delta
+                continue
+            ttl = _ttl_ms(c, now)
+            entry = corrections.setdefault((c.key, False, 0), [0, 0])
             entry[0] += delta
-            entry[1] = max(entry[1], ttl)
-        self._kick(_SETTLE_AFTER_S)
+            if ttl > entry[1]:
+                entry[1] = ttl
+        if not self._sending and self._timer is None:  # _kick's own test, inline
+            self._kick(_SETTLE_AFTER_S)
 
     def _lost(self, n: int) -> None:
         if self.on_lost is not None:
