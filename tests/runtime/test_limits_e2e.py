@@ -113,6 +113,30 @@ def test_a_stream_s_usage_settles_the_token_limit_and_the_client_gets_its_own_st
     assert any(json.loads(e[6:])["choices"] == [] for e in lines)
 
 
+def test_a_translated_stream_s_usage_settles_too(
+    start: Callable[..., Gateway], loop_thread: LoopThread
+) -> None:
+    # `echo` speaks no client format natively: its stream goes through the format's stream
+    # translation (not the relay's model stamp), which reads the usage the same way
+    gw = start(collections=LIMITS_YAML)
+    client = _client(gw, "bob")
+    with client.chat.completions.with_streaming_response.create(
+        model="echo/e1", messages=MESSAGES, stream=True
+    ) as stream:
+        events = [line for line in stream.iter_lines() if line.startswith("data: {")]
+    assert events and all(json.loads(e[6:])["choices"] for e in events)  # no usage chunk
+    with client.chat.completions.with_streaming_response.create(
+        model="echo/e1", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    ) as stream:
+        usage = [json.loads(e[6:])["usage"] for e in stream.iter_lines() if '"usage":{' in e]
+    assert len(usage) == 1
+    used = usage[0]["prompt_tokens"] + usage[0]["completion_tokens"]
+    loop_thread.run(gw.app[RUNTIME].limiter.drain())
+    raw = client.chat.completions.with_raw_response.create(model="echo/e1", messages=MESSAGES)
+    # both streams settled at what echo reported (the same prompt: the same usage), 5 reserved
+    assert raw.headers["x-ratelimit-remaining-tokens"] == str(1000 - 2 * used - 5)
+
+
 def test_a_budget_refusal_is_quota_exceeded_until_the_end_of_the_utc_day(
     start: Callable[..., Gateway],
 ) -> None:

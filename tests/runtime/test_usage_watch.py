@@ -7,7 +7,7 @@ import orjson
 
 from routectl.runtime.dialects.stream import Chain, ChunkTranslator
 from routectl.runtime.ingress.openai_stream import ModelStamp
-from routectl.runtime.limits.usage import UsageWatch
+from routectl.runtime.ingress.openai_usage import UsageWatch
 
 CHUNK = b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}\n\n'
 USAGE = b'data: {"id":"x","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":400,"total_tokens":412}}\n\n'

@@ -39,6 +39,9 @@ class Call:
     load_balancer: list[tuple[str, float]] | None = None
     overrides: Overrides | None = None
     include_usage: bool = False  # the client asked for usage in the stream
+    # the limits read an OpenAI chat stream's usage: True takes its usage-only chunk out again
+    # (the client did not ask for it), False passes it on; None: not read
+    usage_watch: bool | None = None
     # for an upstream that speaks the client's format (`native`): the body's bytes when they may
     # go as sent (only `model` replaced), and client headers it should see (anthropic-beta...)
     raw: bytes | None = None

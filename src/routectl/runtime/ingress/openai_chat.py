@@ -11,6 +11,7 @@ from routectl.runtime.errors import RoutingError
 from routectl.runtime.ingress.depth import check_depth
 from routectl.runtime.ingress.openai_errors import openai_error_body, openai_foreign_error
 from routectl.runtime.ingress.openai_stream import ModelStamp
+from routectl.runtime.ingress.openai_usage import UsageWatch
 from routectl.runtime.options import MAX_JSON_DEPTH
 from routectl.runtime.plan import RequestFacts
 from routectl.runtime.request import OWN_KEYS, Call, bad_request, take_routing_keys
@@ -42,12 +43,15 @@ class OpenAIChat:
         return answer.get("usage")
 
     def stream(self, call: Call, model_id: str) -> ChunkTranslator | None:
-        """OpenAI chunks are this format's stream."""
-        return None
+        """OpenAI chunks are this format's stream (their usage read when the limits ask)."""
+        return None if call.usage_watch is None else UsageWatch(call.usage_watch)
 
     def relay(self, call: Call, model_id: str) -> ChunkTranslator | None:
-        """Native chunks pass as they came, with the routed model id in each."""
-        return ModelStamp(model_id)
+        """Native chunks pass as they came, with the routed model id in each (and their usage
+        read first when the limits ask: one translator, each event cut out once)."""
+        if call.usage_watch is None:
+            return ModelStamp(model_id)
+        return ModelStamp(model_id, UsageWatch(call.usage_watch))
 
     def error_body(self, error: RoutingError) -> dict[str, Any]:
         """OpenAI's `{"error": {"message", "type", "param", "code", ...}}`."""
