@@ -108,5 +108,7 @@ class ModelStamp:
         """What is left at the end of the body (an event without its blank line), stamped."""
         rest, self._buffer = self._buffer, b""
         if self.watch is not None:
-            rest = self.watch.feed(rest) + self.watch.close()
+            # (the watch holds nothing back of the whole events it was given: nothing to feed
+            # it when nothing is left)
+            rest = self.watch.feed(rest) + self.watch.close() if rest else self.watch.close()
         return self._stamp(rest)

@@ -18,7 +18,6 @@ Every check is all-or-nothing: when one counter refuses, nothing is booked anywh
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
@@ -184,8 +183,3 @@ class InProcessBackend:
             del self.budgets[key]
         for key in [k for k, slots in self.windows.items() if not slots]:
             del self.windows[key]
-
-
-def slot_of(now: float, minute_s: float) -> int:
-    """The window slot of a time (epoch seconds)."""
-    return math.floor(now * WINDOW_SLOTS / minute_s)

@@ -28,7 +28,6 @@ from routectl.runtime.limits.backend import (
     BackendUnavailable,
     Charge,
     Outcome,
-    slot_of,
 )
 from routectl.runtime.plan import RequestFacts
 from routectl.runtime.routes import Route
@@ -60,6 +59,7 @@ class _Rule:
     key: str  # the counter's key, without the period of a budget
 
 
+_new = tuple.__new__
 _REQUESTS, _TOKENS, _BUDGET = 0, 1, 2  # what a charged rule costs: 1, the tokens, the spend
 _HEADER_NAMES = {
     kind: (
@@ -293,15 +293,17 @@ class Limiter:
             if fixed is not None:
                 charges.append(fixed)
             elif kind == _TOKENS:
-                charges.append(Charge(rule.key, True, rule.limit, tokens))
+                # tuple.__new__: a NamedTuple's own constructor is a Python-level function
+                charges.append(_new(Charge, (rule.key, True, rule.limit, tokens, 0.0)))
             else:
                 last = _periods.get(rule.measure)  # _period's own test, inline (the usual)
                 if last is not None and last[0] <= now < last[1]:
                     period, end = last[2], last[1]
                 else:
                     period, end = _period(rule.measure, now)
-                charges.append(Charge(f"{rule.key}:{period}", False, rule.limit, nano, end))
-        slot = slot_of(now, self.minute_s)
+                key = f"{rule.key}:{period}"
+                charges.append(_new(Charge, (key, False, rule.limit, nano, end)))
+        slot = math.floor(now * WINDOW_SLOTS / self.minute_s)  # the window slot of `now`
         try:
             outcome = await self.backend.admit(charges, slot)
         except BackendUnavailable as exc:
@@ -405,7 +407,12 @@ class Limiter:
             # until the oldest counted slot leaves the window and frees what it holds
             oldest = outcome.oldest[best]
             reset = 0.0 if oldest < 0 else (oldest + WINDOW_SLOTS) * self.slot_s - now
-            headers[reset_name] = duration(reset) if reset > 0 else "0ms"
+            if reset <= 0:
+                headers[reset_name] = "0ms"
+            elif 1 <= reset < 60:  # duration's usual case, inline
+                headers[reset_name] = f"{reset:.1f}".removesuffix(".0") + "s"
+            else:
+                headers[reset_name] = duration(reset)
         return headers
 
     # ------------------------------------------------------------ settlement

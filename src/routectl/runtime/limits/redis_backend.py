@@ -214,9 +214,10 @@ _BUDGET_GRACE_MS = (
 _SETTLE_AFTER_S = 0.05  # corrections wait at most this long for a check to ride along with
 
 
-def _ttl_ms(c: Charge, now: float) -> int:
-    """How long a budget key lives: until its period ends, and a day more."""
-    return max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS
+# How long a budget key lives (ms): until its period ends, and a day more:
+#     max(1, round((charge.period_end - now) * 1000)) + _BUDGET_GRACE_MS
+# written inline where a request books or settles a budget (a function is a frame per charge).
+_new = tuple.__new__
 
 
 class RedisBackend:
@@ -291,10 +292,19 @@ class RedisBackend:
 
     async def admit(self, charges: Sequence[Charge], slot: int) -> Outcome:
         """Check and book every charge atomically (in the next batch)."""
-        self._check_up()
+        if self.down_until:
+            self._check_up()
         now = time.time()
         spec = [
-            (c.key, "w" if c.window else "b", c.limit, c.cost, 0 if c.window else _ttl_ms(c, now))
+            (c.key, "w", c.limit, c.cost, 0)
+            if c.window
+            else (
+                c.key,
+                "b",
+                c.limit,
+                c.cost,
+                max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS,
+            )
             for c in charges
         ]
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
@@ -315,8 +325,9 @@ class RedisBackend:
                 else:
                     self._sending = False
             values = future.result()
-        # the script's answer as it is: -1 says "none", as Outcome does
-        return Outcome(values[0] == 1, slot, values[1::3], values[2::3], values[3::3])
+        # the script's answer as it is: -1 says "none", as Outcome does (tuple.__new__: the
+        # NamedTuple's own constructor is a Python-level function)
+        return _new(Outcome, (values[0] == 1, slot, values[1::3], values[2::3], values[3::3]))
 
     def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
         """Add each delta where the reservation was booked, with the next batch (at the latest
@@ -331,7 +342,7 @@ class RedisBackend:
                 entry = corrections.setdefault((c.key, True, slot), [0, 0])
                 entry[0] += delta
                 continue
-            ttl = _ttl_ms(c, now)
+            ttl = max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS
             entry = corrections.setdefault((c.key, False, 0), [0, 0])
             entry[0] += delta
             if ttl > entry[1]:
