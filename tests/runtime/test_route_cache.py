@@ -9,7 +9,12 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import KEYS, Gateway
+from conftest import ENV, KEYS, Gateway, make_table
+
+from routectl.runtime.plan import RequestFacts, plan_request
+from routectl.runtime.resolve import resolve
+from routectl.runtime.served import ServedTable
+from routectl.runtime.state import RoutingState
 
 pytestmark = pytest.mark.e2e
 
@@ -81,3 +86,20 @@ def test_a_route_remembered_for_chat_is_still_refused_to_embeddings(start: Start
     routed = gw.runtime.served.index.routed
     assert [key[2:] for key in routed] == [("fake/m1", "openai.chat")]
 
+
+def test_native_answers_are_the_dialects_own() -> None:
+    served = ServedTable(make_table(), ENV)
+    carol = served.index.callers["carol"]
+    plan = plan_request(
+        served.index,
+        RoutingState(),
+        carol,
+        resolve(served.index, carol, "fake/m2").route,
+        RequestFacts(),
+    )
+    for cand in plan.candidates:
+        dialect = served.dialects[cand.connection_id]
+        for fmt in ("openai.chat", "openai.responses", "anthropic.messages"):
+            want = dialect.native_for(fmt, cand.member.info)
+            assert served.native_for(cand, fmt) is want
+            assert served.native[(cand.connection_id, cand.model_id, fmt)] is want

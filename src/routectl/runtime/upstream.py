@@ -249,7 +249,9 @@ class _Forwarder:
         call = self.call
         served = self.served
         dialect = served.dialects[cand.connection_id]
-        native = dialect.native_for(call.format.name, cand.member.info)
+        native = served.native.get((cand.connection_id, cand.model_id, call.format.name))
+        if native is None:  # the cache read inline; filled on a miss
+            native = served.native_for(cand, call.format.name)
         attempt = Attempt(
             call.body if native else call.chat_body(),
             native,
