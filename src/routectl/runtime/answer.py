@@ -140,7 +140,7 @@ def _plain(resp: web.StreamResponse, request: web.BaseRequest) -> bool:
     """Whether aiohttp's path would do nothing but what `_head` does."""
     if (
         resp._must_be_empty_body  # HEAD, 204, 304, 1xx: aiohttp's rules
-        or request.version != HttpVersion11
+        or request._version != HttpVersion11  # the `version` property's attribute
         or resp._compression
         or resp._cookies
         or resp._chunked
@@ -150,7 +150,7 @@ def _plain(resp: web.StreamResponse, request: web.BaseRequest) -> bool:
     match_info = getattr(request, "_match_info", None)
     if match_info is not None:
         for app in match_info._apps:
-            if app.on_response_prepare:
+            if app._on_response_prepare:  # the property's attribute, without its frame
                 return False
     return True
 
@@ -175,7 +175,8 @@ def _head(
         writer.length = resp.content_length
     keep_alive = resp._keep_alive
     if keep_alive is None:
-        keep_alive = resp._keep_alive = request.keep_alive
+        # request.keep_alive's own expression (a property: a Python-level call)
+        keep_alive = resp._keep_alive = not request._message.should_close
     if writer.length != 0:
         headers.setdefault(hdrs.CONTENT_TYPE, "application/octet-stream")
     if hdrs.DATE not in headers:

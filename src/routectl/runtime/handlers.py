@@ -83,7 +83,7 @@ def caller_of(request: web.Request) -> Caller:
 
     The key is a bearer token, or, without one, `x-api-key` (what Anthropic's SDKs and agents
     send): the same digests either way."""
-    headers = request.headers
+    headers = request._headers  # the reified `headers` property's attribute (see front.py)
     scheme, _, key = headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         key = headers.get("x-api-key", "")
