@@ -5,7 +5,8 @@ walk calls where it reads a reply."""
 
 from __future__ import annotations
 
-from routectl.runtime.dialects import Reply
+from routectl.runtime.dialects.base import Body, Reply
+from routectl.runtime.transport.reply import TransportReply
 
 __all__ = [
     "AUTH_STATUSES",
@@ -41,12 +42,21 @@ def is_redirect(status: int) -> bool:
 async def read_limited(reply: Reply, limit: int) -> bytes:
     """The whole body, or TooLarge as soon as it passes `limit` bytes (a declared
     Content-Length over it is refused before anything is read)."""
-    declared = reply.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    content: Body
+    if isinstance(reply, TransportReply):
+        # the lean client's reply has its Content-Length as a number already (its parser
+        # refuses one that is not digits) and is its own body: its headers are not decoded into
+        # a multidict for this, and no property is read
+        length = reply.length
+        content = reply
+    else:
+        declared = reply.headers.get("Content-Length")
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        content = reply.content
+    if length is not None and length > limit:
         raise TooLarge
     parts: list[bytes] = []
     size = 0
-    content = reply.content
     while True:
         chunk = await content.readany()
         if not chunk:

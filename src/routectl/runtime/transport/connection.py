@@ -143,7 +143,10 @@ class Connection(asyncio.Protocol):
         elif until_close is None and status not in (204, 304):
             reply.until_close = True  # neither length nor chunked: the body ends with the close
         reply.headers_done = True
-        self._wake()
+        # _wake, inline (once per answer: a Python-level call costs about as much as the rest)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_body(self, body: bytes) -> None:
         reply = self.reply
@@ -166,7 +169,12 @@ class Connection(asyncio.Protocol):
             return
         reply = self.reply
         assert reply is not None
-        self._complete(reply, keep_alive=self.parser.should_keep_alive())
+        # _complete and its _wake, inline (once per answer); the timer stays, as there
+        reply.done = True
+        reply.keep_alive = self.parser.should_keep_alive()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # ------------------------------------------------------------ the exchange
 
