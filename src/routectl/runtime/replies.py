@@ -10,8 +10,8 @@ from routectl.runtime.transport.reply import TransportReply
 
 __all__ = [
     "AUTH_STATUSES",
-    "EventBound",
     "TooLarge",
+    "event_bound",
     "is_event_stream",
     "is_redirect",
     "read_limited",
@@ -67,25 +67,20 @@ async def read_limited(reply: Reply, limit: int) -> bytes:
         parts.append(chunk)
 
 
-class EventBound:
+def event_bound(pending: int, chunk: bytes, limit: int) -> int:
     """Bounds each server-sent event of a relayed stream: the bytes since the last event end
-    (a blank line) may not pass `limit`. One rfind per chunk; events are never split or copied."""
-
-    __slots__ = ("limit", "pending")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.pending = 0  # bytes of the event not yet ended
-
-    def feed(self, chunk: bytes) -> None:
-        """Account for `chunk`; TooLarge when an event grows past the limit."""
-        end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n"))
-        if end < 0:
-            self.pending += len(chunk)
-        else:
-            # the event before `end` closed inside this chunk: it may still have been too big
-            if self.pending + end > self.limit:
-                raise TooLarge
-            self.pending = len(chunk) - end - 2
-        if self.pending > self.limit:
+    (a blank line) may not pass `limit`. Given the bytes of the unfinished event before `chunk`,
+    those after it; TooLarge when an event grows past the limit. One rfind per chunk; events are
+    never split or copied. (A function over the count, not an object: no constructor frame per
+    stream.)"""
+    end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n"))
+    if end < 0:
+        pending += len(chunk)
+    else:
+        # the event before `end` closed inside this chunk: it may still have been too big
+        if pending + end > limit:
             raise TooLarge
+        pending = len(chunk) - end - 2
+    if pending > limit:
+        raise TooLarge
+    return pending

@@ -31,10 +31,9 @@ from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.refusals import exhausted
 from routectl.runtime.replies import (
     AUTH_STATUSES,
-    EventBound,
     TooLarge,
+    event_bound,
     is_event_stream,
-    is_redirect,
     read_limited,
 )
 from routectl.runtime.request import Call
@@ -279,7 +278,7 @@ class _Forwarder:
             raise _Failure("connect_error") from None
         limit = self.rt.max_response_bytes
         try:
-            if is_redirect(reply.status):
+            if 300 <= reply.status < 400:  # is_redirect(reply.status), without its frame
                 raise _bad_reply("upstream_redirect")
             if reply.status in AUTH_STATUSES:
                 raise _AuthFailure(str(reply.status), reply.status)  # its body is never read
@@ -371,11 +370,10 @@ class _Forwarder:
         limit: int,
     ) -> web.StreamResponse:
         content = reply.content
-        bound = EventBound(limit)
         # wait for the first bytes before answering: until then a failure can still fall back
         try:
             chunk = await content.readany()
-            bound.feed(chunk)
+            pending = event_bound(0, chunk, limit)  # the unfinished event's bytes
         except TimeoutError:
             raise _Failure("timeout") from None
         except TooLarge:
@@ -412,7 +410,7 @@ class _Forwarder:
                 if chunk:
                     await out.write(chunk)
                 chunk = await content.readany()
-                bound.feed(chunk)
+                pending = event_bound(pending, chunk, limit)
             if translate is not None:
                 last += self._translated_end(cand, translate)
         except asyncio.CancelledError:

@@ -178,14 +178,6 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------ the exchange
 
-    def start(self, reply: TransportReply, read_timeout: float | None, total: float | None) -> None:
-        """Begin an exchange on this (idle, live) connection."""
-        self.reply = reply
-        self.read_timeout = read_timeout or None
-        now = self.loop.time()
-        self.last_activity = now
-        self.deadline = now + total if total else None
-
     async def wait(self) -> None:
         """Until the parser has something new for the exchange (or it failed)."""
         waiter = self.loop.create_future()
