@@ -353,14 +353,6 @@ class _Forwarder:
             return upstream or client
         return Chain(upstream, client)
 
-    def _translated_end(self, cand: Candidate, translate: ChunkTranslator) -> bytes:
-        """What the translation sends when the body ended; its error and usage recorded."""
-        tail = translate.close()
-        if translate.error is not None:
-            self.rec["stream_error"] = translate.error
-        _note_usage(self.rec, cand, translate.usage)
-        return tail
-
     async def _stream(
         self,
         cand: Candidate,
@@ -412,7 +404,11 @@ class _Forwarder:
                 chunk = await content.readany()
                 pending = event_bound(pending, chunk, limit)
             if translate is not None:
-                last += self._translated_end(cand, translate)
+                # what the translation sends when the body ended; its error and usage recorded
+                last += translate.close()
+                if translate.error is not None:
+                    self.rec["stream_error"] = translate.error
+                _note_usage(self.rec, cand, translate.usage)
         except asyncio.CancelledError:
             self.rec["status"] = 499  # the client went away: closing cancels the upstream request
             reply.close()

@@ -187,8 +187,11 @@ class Connection(asyncio.Protocol):
             self.last_activity = max(self.last_activity, self.loop.time())
             timer = self.timer
             # one timer outlives the exchanges of a connection (no call_at + cancel per request);
-            # it is moved only when this exchange is due before it fires
-            if timer is None or timer.when() > self._due():
+            # it is moved only when this exchange is due before it fires (_due, inline)
+            due = self.last_activity + self.read_timeout if self.read_timeout else float("inf")
+            if self.deadline is not None:
+                due = min(due, self.deadline)
+            if timer is None or timer.when() > due:
                 if timer is not None:
                     timer.cancel()
                 self._arm()
