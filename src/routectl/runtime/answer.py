@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
 from aiohttp.compression_utils import MAX_SYNC_CHUNK_SIZE
-from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.web_response import REASON_PHRASES
 from multidict import CIMultiDict
@@ -47,10 +47,17 @@ class Answer(web.Response):
         self._zlib_executor_size = MAX_SYNC_CHUNK_SIZE
         self._zlib_executor = None
 
-    async def _start(self, request: web.BaseRequest) -> AbstractStreamWriter:
-        if not _plain(self, request):
-            return await super()._start(request)
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        # StreamResponse.prepare and then _start, in one frame for a plain answer (and without
+        # the `status` property and `request.method`'s reified first read)
+        if self._eof_sent:  # StreamResponse.prepare's own first tests (aiohttp asks again)
+            return None
+        if self._payload_writer is not None:
+            return self._payload_writer
+        self._must_be_empty_body = must_be_empty_body(request._method, self._status)
         writer = _head(self, request, len(self._body))  # type: ignore[arg-type]
+        if writer is None:
+            return await super()._start(request)
         await writer.write_headers(f"HTTP/1.1 {self._status} {self._reason}", self._headers)
         return writer
 
@@ -92,10 +99,16 @@ class EventStream(web.StreamResponse):
         self._status = status
         self._reason = REASON_PHRASES.get(status, "")
 
-    async def _start(self, request: web.BaseRequest) -> AbstractStreamWriter:
-        if hdrs.CONTENT_LENGTH in self._headers or not _plain(self, request):
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        # as Answer.prepare: StreamResponse.prepare and _start in one frame
+        if self._eof_sent:  # StreamResponse.prepare's own first tests (aiohttp asks again)
+            return None
+        if self._payload_writer is not None:
+            return self._payload_writer
+        self._must_be_empty_body = must_be_empty_body(request._method, self._status)
+        writer = None if hdrs.CONTENT_LENGTH in self._headers else _head(self, request, None)
+        if writer is None:
             return await super()._start(request)
-        writer = _head(self, request, None)
         await writer.write_headers(f"HTTP/1.1 {self._status} {self._reason}", self._headers)
         return writer
 
@@ -136,31 +149,28 @@ _SAME_AS_AIOHTTP = True  # while the check itself builds its probes
 _SAME_AS_AIOHTTP = _constructors_agree()
 
 
-def _plain(resp: web.StreamResponse, request: web.BaseRequest) -> bool:
-    """Whether aiohttp's path would do nothing but what `_head` does."""
+def _head(
+    resp: web.StreamResponse, request: web.BaseRequest, length: int | None
+) -> AbstractStreamWriter | None:
+    """Response._start, then StreamResponse._prepare_headers, for an HTTP/1.1 answer: a body of
+    `length` bytes, or chunked when None. The same headers in the same order; the caller writes
+    them (a coroutine frame less than `_write_headers`). None, with nothing done, when aiohttp's
+    path would do more than this (the test is here rather than in a function of its own: one
+    frame less per answer)."""
     if (
         resp._must_be_empty_body  # HEAD, 204, 304, 1xx: aiohttp's rules
-        or request.version != HttpVersion11
+        or request._version != HttpVersion11  # the `version` property's attribute
         or resp._compression
         or resp._cookies
         or resp._chunked
     ):
-        return False
+        return None
     # a Request runs its apps' on_response_prepare signals (CORS headers of a mount)
     match_info = getattr(request, "_match_info", None)
     if match_info is not None:
         for app in match_info._apps:
-            if app.on_response_prepare:
-                return False
-    return True
-
-
-def _head(
-    resp: web.StreamResponse, request: web.BaseRequest, length: int | None
-) -> AbstractStreamWriter:
-    """Response._start, then StreamResponse._prepare_headers, for an HTTP/1.1 answer whose
-    `_plain` holds: a body of `length` bytes, or chunked when None. The same headers in the same
-    order; the caller writes them (a coroutine frame less than `_write_headers`)."""
+            if app._on_response_prepare:  # the property's attribute, without its frame
+                return None
     resp._req = request
     writer = resp._payload_writer = request._payload_writer
     headers = resp._headers
@@ -175,7 +185,8 @@ def _head(
         writer.length = resp.content_length
     keep_alive = resp._keep_alive
     if keep_alive is None:
-        keep_alive = resp._keep_alive = request.keep_alive
+        # request.keep_alive's own expression (a property: a Python-level call)
+        keep_alive = resp._keep_alive = not request._message.should_close
     if writer.length != 0:
         headers.setdefault(hdrs.CONTENT_TYPE, "application/octet-stream")
     if hdrs.DATE not in headers:

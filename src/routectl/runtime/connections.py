@@ -246,10 +246,12 @@ class Connections:
     def begin(self, request: web.BaseRequest) -> _Guard | None:
         """A request's handler starts: count it in flight, start its body deadline (or mark its
         connection busy when the body has arrived); its connection's guard."""
-        transport = request.transport
+        # what the `transport` and `content` properties read, without their frames
+        protocol = request._protocol
+        transport = protocol.transport if protocol is not None else None
         guard = self.open.get(transport) if transport is not None else None
         if guard is not None:
-            payload = request.content
+            payload = request._payload
             if payload.is_eof():
                 guard.phase = _BUSY
             else:

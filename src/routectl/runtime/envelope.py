@@ -102,10 +102,17 @@ async def envelope(
     served = rt.served
     # the client's request id when it is a sane one, else ours (inline: each Python-level call
     # costs about a thousand instructions or more)
-    rid = request.headers.get("x-request-id")
+    # `request._headers`, `_method` and `_rel_url.path`: what the reified properties read (a
+    # Python-level call the first time each is read)
+    headers = request._headers
+    rid = headers.get("x-request-id")
     if not (rid and len(rid) <= 128 and rid.isascii() and rid.isprintable()):
         rid = f"{_ids.prefix}{next(_ids.counter):012x}"
-    rec: dict[str, Any] = {"request_id": rid, "method": request.method, "path": request.path}
+    rec: dict[str, Any] = {
+        "request_id": rid,
+        "method": request._method,
+        "path": request._rel_url.path,
+    }
     # the request's own dict, not `request[KEY]`: each of those is a Python-level call
     # (MutableMapping), and a `.get` of a missing key raises and catches KeyError inside
     state = request._state
@@ -118,7 +125,7 @@ async def envelope(
     try:
         try:
             # request.content_length's own work (a property: a Python-level call), inline
-            length = request.headers.get(hdrs.CONTENT_LENGTH)
+            length = headers.get(hdrs.CONTENT_LENGTH)
             if length is not None and int(length) > rt.max_body_bytes:
                 # refused before a byte of the body is read (aiohttp would read up to the limit)
                 raise _too_large(rt.max_body_bytes)
@@ -151,25 +158,27 @@ async def envelope(
             rec["error"] = "internal_error"
         # `resp.prepared` and `resp.headers` read without their properties' frames
         if resp._payload_writer is None and not resp._eof_sent:
-            headers = resp._headers
-            headers["x-routectl-table"] = served.sha
-            headers["x-request-id"] = rid
+            answer_headers = resp._headers
+            answer_headers["x-routectl-table"] = served.sha
+            answer_headers["x-request-id"] = rid
             if fmt.id_header is not None:
-                headers[fmt.id_header] = rid
+                answer_headers[fmt.id_header] = rid
             extra = state.get(ANSWER_HEADERS)
             if extra:
-                headers.update(extra)
+                answer_headers.update(extra)
         return resp
     except (asyncio.CancelledError, ConnectionResetError):
         rec["status"] = 499  # the client went away
         raise
     finally:
-        status = rec.get("status") or (resp.status if resp is not None else 500)
+        # `resp._status`: what the `status` property reads, without its frame
+        status = rec.get("status") or (resp._status if resp is not None else 500)
         rec["status"] = status
         rt.metrics.count_request(route, rec.get("selected_model") or "", status)
         log = rt.access_log
         observers = rt.observers  # usage figures, the request_logs sink: after the log line
-        logged = log.enabled  # a property: read once
+        # with a descriptor the log is on: `enabled` (a property, so a call) only without one
+        logged = log.fd is not None or log.enabled
         if logged or observers:
             rec["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
             rec["table"] = served.sha

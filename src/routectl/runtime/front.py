@@ -102,8 +102,11 @@ class Front:
         # the app's request factory makes web.Requests (an annotation, not typing.cast: that is
         # a Python-level call per request)
         request: web.Request = base  # type: ignore[assignment]
-        entry = self.plain.get((request.method, request.rel_url.path_safe))
-        if entry is None or self.outer or request.headers.get(hdrs.EXPECT):
+        # the attributes behind `method`, `rel_url` and `headers`: each of those is a reified
+        # property whose first read is a Python-level call (and the envelope and handlers read
+        # the same attributes, so no one pays it later)
+        entry = self.plain.get((request._method, request._rel_url.path_safe))
+        if entry is None or self.outer or request._headers.get(hdrs.EXPECT):
             return self._dispatch(request, entry)
         # what web.Application does: request.app and request.match_info read it
         request._match_info = entry.match_info

@@ -83,7 +83,7 @@ def caller_of(request: web.Request) -> Caller:
 
     The key is a bearer token, or, without one, `x-api-key` (what Anthropic's SDKs and agents
     send): the same digests either way."""
-    headers = request.headers
+    headers = request._headers  # the reified `headers` property's attribute (see front.py)
     scheme, _, key = headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         key = headers.get("x-api-key", "")
@@ -139,15 +139,44 @@ def _routed(
     rec = state[RECORD]
     rec["requested_model"] = "load_balancer" if call.load_balancer is not None else call.model
     rec["stream"] = call.stream
-    route, rule = route_for(served.index, caller, call.model, call.load_balancer, call.overrides)
-    note_route(rec, caller, route, rule)
-    require_kind(route, call.format.name)
+    route: Route | None = None
+    key = None
+    if call.load_balancer is None and call.overrides is None:
+        # a name this caller sent before: the route, its record notes and the kind check it
+        # passed, remembered (resolve, note_route and require_kind are five frames otherwise)
+        key = (caller.handle, caller.owners, call.model, call.format.name)
+        found = served.index.routed.get(key)
+        if found is not None:
+            route, notes = found
+            rec.update(notes)
+    if route is None:
+        route = _route(served, caller, call, rec, key)
     if not served.limited:
         return _planned(request, caller, call, route)
     rules = state[RUNTIME_OF].limiter.rules_for(served.table, caller, route)
     if rules is None:
         return _planned(request, caller, call, route)
     return _limited(request, caller, call, route, rules)
+
+
+def _route(
+    served: ServedTable,
+    caller: Caller,
+    call: Call,
+    rec: dict[str, Any],
+    key: tuple[str, frozenset[str], str, str] | None,
+) -> Route:
+    """The request's route (403/404/400 raised as RoutingError), noted in its record; remembered
+    under `key` when there is one (a plain request's)."""
+    index = served.index
+    route, rule = route_for(index, caller, call.model, call.load_balancer, call.overrides)
+    notes: dict[str, Any] = {}
+    note_route(notes, caller, route, rule)
+    rec.update(notes)  # the same keys in the same order as note_route(rec, ...) would add them
+    require_kind(route, call.format.name)
+    if key is not None:
+        index.remember_routed(key, route, notes)
+    return route
 
 
 async def _limited(

@@ -7,7 +7,7 @@ build their own with `TableIndex(table)`. Its caches fill on first use and are b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from routectl.runtime.access import may_use_connection
 from routectl.runtime.auth import Caller
@@ -55,6 +55,10 @@ class TableIndex:
         # (caller handle, caller owners, model name) -> what `resolve` answered (successes only,
         # so client input cannot grow it past the names callers may really use)
         self._resolved: dict[tuple[str, frozenset[str], str], Resolution] = {}
+        # (caller handle, caller owners, model name, client format) -> the route a plain request
+        # (no load_balancer, no overrides) goes to and what it adds to the request's record; only
+        # for routes that passed the format's kind check (see handlers._routed)
+        self.routed: dict[tuple[str, frozenset[str], str, str], tuple[Route, dict[str, Any]]] = {}
 
     def single_route(
         self, kind: RouteKind, requested: str, model_id: str, handle: str | None
@@ -94,3 +98,11 @@ class TableIndex:
         if len(self._resolved) >= _MAX_RESOLVED:
             self._resolved.clear()
         self._resolved[(caller.handle, caller.owners, name)] = resolution
+
+    def remember_routed(
+        self, key: tuple[str, frozenset[str], str, str], route: Route, notes: dict[str, Any]
+    ) -> None:
+        """Keep a plain request's route and record notes (`routed`, bounded as `_resolved`)."""
+        if len(self.routed) >= _MAX_RESOLVED:
+            self.routed.clear()
+        self.routed[key] = (route, notes)

@@ -311,7 +311,8 @@ def plan_request(
         prep = _prepared(index, state, route, caller, commit)
     need_tokens = facts.prompt_tokens + facts.max_output_tokens
     slow: _Eligibility | None = None
-    if need_tokens > prep.min_window or _cooling(state, prep, now, commit):
+    # _cooling's own first test inline: with no cooldown anywhere most requests skip the call
+    if need_tokens > prep.min_window or (state.cooldowns and _cooling(state, prep, now, commit)):
         slow = _eligibility(prep, state, need_tokens, now, commit)
         pool, usable, excluded = slow.pool, slow.usable, slow.excluded
     else:  # the common case: the answer precomputed for this (route, caller)

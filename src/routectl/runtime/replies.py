@@ -5,12 +5,13 @@ walk calls where it reads a reply."""
 
 from __future__ import annotations
 
-from routectl.runtime.dialects import Reply
+from routectl.runtime.dialects.base import Body, Reply
+from routectl.runtime.transport.reply import TransportReply
 
 __all__ = [
     "AUTH_STATUSES",
-    "EventBound",
     "TooLarge",
+    "event_bound",
     "is_event_stream",
     "is_redirect",
     "read_limited",
@@ -41,12 +42,21 @@ def is_redirect(status: int) -> bool:
 async def read_limited(reply: Reply, limit: int) -> bytes:
     """The whole body, or TooLarge as soon as it passes `limit` bytes (a declared
     Content-Length over it is refused before anything is read)."""
-    declared = reply.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    content: Body
+    if isinstance(reply, TransportReply):
+        # the lean client's reply has its Content-Length as a number already (its parser
+        # refuses one that is not digits) and is its own body: its headers are not decoded into
+        # a multidict for this, and no property is read
+        length = reply.length
+        content = reply
+    else:
+        declared = reply.headers.get("Content-Length")
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        content = reply.content
+    if length is not None and length > limit:
         raise TooLarge
     parts: list[bytes] = []
     size = 0
-    content = reply.content
     while True:
         chunk = await content.readany()
         if not chunk:
@@ -57,25 +67,20 @@ async def read_limited(reply: Reply, limit: int) -> bytes:
         parts.append(chunk)
 
 
-class EventBound:
+def event_bound(pending: int, chunk: bytes, limit: int) -> int:
     """Bounds each server-sent event of a relayed stream: the bytes since the last event end
-    (a blank line) may not pass `limit`. One rfind per chunk; events are never split or copied."""
-
-    __slots__ = ("limit", "pending")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.pending = 0  # bytes of the event not yet ended
-
-    def feed(self, chunk: bytes) -> None:
-        """Account for `chunk`; TooLarge when an event grows past the limit."""
-        end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n"))
-        if end < 0:
-            self.pending += len(chunk)
-        else:
-            # the event before `end` closed inside this chunk: it may still have been too big
-            if self.pending + end > self.limit:
-                raise TooLarge
-            self.pending = len(chunk) - end - 2
-        if self.pending > self.limit:
+    (a blank line) may not pass `limit`. Given the bytes of the unfinished event before `chunk`,
+    those after it; TooLarge when an event grows past the limit. One rfind per chunk; events are
+    never split or copied. (A function over the count, not an object: no constructor frame per
+    stream.)"""
+    end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n"))
+    if end < 0:
+        pending += len(chunk)
+    else:
+        # the event before `end` closed inside this chunk: it may still have been too big
+        if pending + end > limit:
             raise TooLarge
+        pending = len(chunk) - end - 2
+    if pending > limit:
+        raise TooLarge
+    return pending

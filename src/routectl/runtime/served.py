@@ -50,7 +50,8 @@ class ServedTable:
     Caches (filled on first use, dropped with the table on reload):
     `models_bodies` (caller handle -> the /v1/models body), `answer_headers` ((connection, model)
     -> the headers of a chosen model's answer), `timeouts` (ms -> aiohttp.ClientTimeout),
-    `fields` ((route, model) -> the `_...` fields of an answer that needed no per-request ones).
+    `fields` ((route, model) -> the `_...` fields of an answer that needed no per-request ones),
+    `native` ((connection, model, client format) -> whether the request goes as sent).
     """
 
     __slots__ = (
@@ -62,6 +63,7 @@ class ServedTable:
         "limited",
         "loaded_at",
         "models_bodies",
+        "native",
         "sha",
         "table",
         "timeouts",
@@ -89,6 +91,8 @@ class ServedTable:
         self.models_bodies: dict[str, bytes] = {}
         self.answer_headers: dict[tuple[str, str], CIMultiDictProxy[str]] = {}
         self.fields: dict[tuple[str, str], dict[str, Any]] = {}
+        # bounded by the table: its connections and models, and the formats the code knows
+        self.native: dict[tuple[str, str, str], bool] = {}
         # the table's own timeouts, built once; request overrides add up to _MAX_TIMEOUTS
         self.timeouts: dict[int, aiohttp.ClientTimeout] = {
             ms: _timeout(ms)
@@ -111,6 +115,16 @@ class ServedTable:
         found = self.fields.get(key)
         if found is None:
             found = self.fields[key] = routing_fields(route, plan, used, first, None, self.sha)
+        return found
+
+    def native_for(self, cand: Candidate, fmt: str) -> bool:
+        """Whether a request of client format `fmt` goes to `cand` as sent (its dialect's
+        `native_for`, remembered in `native`: read it inline, call this on a miss)."""
+        key = (cand.connection_id, cand.model_id, fmt)
+        found = self.native.get(key)
+        if found is None:
+            dialect = self.dialects[cand.connection_id]
+            found = self.native[key] = dialect.native_for(fmt, cand.member.info)
         return found
 
     def timeout(self, ms: int) -> aiohttp.ClientTimeout:

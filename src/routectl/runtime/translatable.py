@@ -23,9 +23,14 @@ def translatable(plan: RoutePlan, call: Call, served: ServedTable) -> RoutePlan:
     """`plan` without the candidates `call` cannot be translated for (raises when none is left)."""
     dialects = served.dialects
     name = call.format.name
-    # a loop, not all() over a generator: no generator frame to resume per candidate
+    native = served.native
+    # a loop, not all() over a generator: no generator frame to resume per candidate; the
+    # dialects' answers read from the table's cache inline (a call only on a miss)
     for c in plan.candidates:
-        if not dialects[c.connection_id].native_for(name, c.member.info):
+        ok = native.get((c.connection_id, c.model_id, name))
+        if ok is None:
+            ok = served.native_for(c, name)
+        if not ok:
             break
     else:
         return plan  # every candidate takes the request as sent

@@ -31,10 +31,9 @@ from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.refusals import exhausted
 from routectl.runtime.replies import (
     AUTH_STATUSES,
-    EventBound,
     TooLarge,
+    event_bound,
     is_event_stream,
-    is_redirect,
     read_limited,
 )
 from routectl.runtime.request import Call
@@ -249,7 +248,9 @@ class _Forwarder:
         call = self.call
         served = self.served
         dialect = served.dialects[cand.connection_id]
-        native = dialect.native_for(call.format.name, cand.member.info)
+        native = served.native.get((cand.connection_id, cand.model_id, call.format.name))
+        if native is None:  # the cache read inline; filled on a miss
+            native = served.native_for(cand, call.format.name)
         attempt = Attempt(
             call.body if native else call.chat_body(),
             native,
@@ -277,7 +278,7 @@ class _Forwarder:
             raise _Failure("connect_error") from None
         limit = self.rt.max_response_bytes
         try:
-            if is_redirect(reply.status):
+            if 300 <= reply.status < 400:  # is_redirect(reply.status), without its frame
                 raise _bad_reply("upstream_redirect")
             if reply.status in AUTH_STATUSES:
                 raise _AuthFailure(str(reply.status), reply.status)  # its body is never read
@@ -352,14 +353,6 @@ class _Forwarder:
             return upstream or client
         return Chain(upstream, client)
 
-    def _translated_end(self, cand: Candidate, translate: ChunkTranslator) -> bytes:
-        """What the translation sends when the body ended; its error and usage recorded."""
-        tail = translate.close()
-        if translate.error is not None:
-            self.rec["stream_error"] = translate.error
-        _note_usage(self.rec, cand, translate.usage)
-        return tail
-
     async def _stream(
         self,
         cand: Candidate,
@@ -369,11 +362,10 @@ class _Forwarder:
         limit: int,
     ) -> web.StreamResponse:
         content = reply.content
-        bound = EventBound(limit)
         # wait for the first bytes before answering: until then a failure can still fall back
         try:
             chunk = await content.readany()
-            bound.feed(chunk)
+            pending = event_bound(0, chunk, limit)  # the unfinished event's bytes
         except TimeoutError:
             raise _Failure("timeout") from None
         except TooLarge:
@@ -410,9 +402,13 @@ class _Forwarder:
                 if chunk:
                     await out.write(chunk)
                 chunk = await content.readany()
-                bound.feed(chunk)
+                pending = event_bound(pending, chunk, limit)
             if translate is not None:
-                last += self._translated_end(cand, translate)
+                # what the translation sends when the body ended; its error and usage recorded
+                last += translate.close()
+                if translate.error is not None:
+                    self.rec["stream_error"] = translate.error
+                _note_usage(self.rec, cand, translate.usage)
         except asyncio.CancelledError:
             self.rec["status"] = 499  # the client went away: closing cancels the upstream request
             reply.close()

@@ -217,7 +217,8 @@ class HttpDialect:
         return session.post(
             endpoint.urls.get(attempt.format, endpoint.url) if endpoint.urls else endpoint.url,
             data=self.encode(attempt),
-            headers=attempt_headers(endpoint, attempt),
+            # attempt_headers' common case inline: no forwarded headers, the endpoint's as they are
+            headers=attempt_headers(endpoint, attempt) if attempt.headers else endpoint.headers,
             timeout=timeout,
             allow_redirects=False,  # a 3xx is an upstream failure: never re-send key and prompt
         )

@@ -143,7 +143,10 @@ class Connection(asyncio.Protocol):
         elif until_close is None and status not in (204, 304):
             reply.until_close = True  # neither length nor chunked: the body ends with the close
         reply.headers_done = True
-        self._wake()
+        # _wake, inline (once per answer: a Python-level call costs about as much as the rest)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_body(self, body: bytes) -> None:
         reply = self.reply
@@ -166,17 +169,14 @@ class Connection(asyncio.Protocol):
             return
         reply = self.reply
         assert reply is not None
-        self._complete(reply, keep_alive=self.parser.should_keep_alive())
+        # _complete and its _wake, inline (once per answer); the timer stays, as there
+        reply.done = True
+        reply.keep_alive = self.parser.should_keep_alive()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # ------------------------------------------------------------ the exchange
-
-    def start(self, reply: TransportReply, read_timeout: float | None, total: float | None) -> None:
-        """Begin an exchange on this (idle, live) connection."""
-        self.reply = reply
-        self.read_timeout = read_timeout or None
-        now = self.loop.time()
-        self.last_activity = now
-        self.deadline = now + total if total else None
 
     async def wait(self) -> None:
         """Until the parser has something new for the exchange (or it failed)."""
@@ -187,8 +187,11 @@ class Connection(asyncio.Protocol):
             self.last_activity = max(self.last_activity, self.loop.time())
             timer = self.timer
             # one timer outlives the exchanges of a connection (no call_at + cancel per request);
-            # it is moved only when this exchange is due before it fires
-            if timer is None or timer.when() > self._due():
+            # it is moved only when this exchange is due before it fires (_due, inline)
+            due = self.last_activity + self.read_timeout if self.read_timeout else float("inf")
+            if self.deadline is not None:
+                due = min(due, self.deadline)
+            if timer is None or timer.when() > due:
                 if timer is not None:
                     timer.cancel()
                 self._arm()
