@@ -111,4 +111,4 @@ class ModelStamp:
             # (the watch holds nothing back of the whole events it was given: nothing to feed
             # it when nothing is left)
             rest = self.watch.feed(rest) + self.watch.close() if rest else self.watch.close()
-        return self._stamp(rest)
+        return self._stamp(rest) if rest else rest  # (the usual end: nothing was left)
