@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from operator import add, itemgetter
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from routectl.runtime.pool import Pool, values_of
 from routectl.runtime.routes import Route
@@ -110,16 +110,6 @@ class LeastUsedView:
 
 
 _MAX_VIEWS = 10_000  # routes keyed by client input (load balancers) must not grow this forever
-
-
-def _view_of(
-    state: RoutingState, route: Route, source: dict[str, int] | None, pool: Pool
-) -> LeastUsedView | None:
-    """The route's sorted counters when they still mirror `source` for this pool's members."""
-    view = state.least_used_views.get(route.key)
-    if view is not None and view.source is source and view.pool is pool:
-        return view
-    return None
 
 
 class Selection:
@@ -254,7 +244,9 @@ class Weighted:
 
     def commit(self, route: Route, pool: Pool, selection: Selection, state: RoutingState) -> None:
         """Store the new current weights and take the total off the winner."""
-        values = cast(_WeightedSelection, selection).tentative  # this decision's own list
+        # an annotation, not typing.cast: that is a Python-level call per decision
+        chosen_by: _WeightedSelection = selection  # type: ignore[assignment]
+        values = chosen_by.tentative  # this decision's own list
         values[selection.order[0]] -= pool.total
         current = state.wrr_current.get(route.key)
         if type(current) is SmoothWeights and current.aligned_keys is pool.keys:
@@ -280,7 +272,11 @@ class LeastUsed:
     def select(self, route: Route, pool: Pool, state: RoutingState) -> Selection:
         """Order by effective usage count."""
         counts = state.usage.get(route.key)
-        view = _view_of(state, route, counts, pool) if counts else None
+        view = None
+        if counts:  # the route's sorted counters, when they still mirror `counts` for this pool
+            view = state.least_used_views.get(route.key)
+            if view is not None and (view.source is not counts or view.pool is not pool):
+                view = None
         if view is not None:
             usage = view.values
         elif counts:
@@ -314,7 +310,8 @@ class LeastUsed:
 
     def commit(self, route: Route, pool: Pool, selection: Selection, state: RoutingState) -> None:
         """Store the effective counts, count the chosen one, remember who was eligible."""
-        chosen_by = cast(_LeastUsedSelection, selection)
+        # an annotation, not typing.cast: that is a Python-level call per decision
+        chosen_by: _LeastUsedSelection = selection  # type: ignore[assignment]
         usage, bumped, view = chosen_by.usage, chosen_by.bumped, chosen_by.view
         counts = state.usage.get(route.key)
         if counts is None:
