@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 from routectl.runtime.ingress.openai_stream import ModelStamp
 
 CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024-08-06","choices":[]}\n\n'
@@ -56,3 +59,32 @@ def test_events_read_at_once_are_stamped_whatever_names_they_carry() -> None:
     # text quoting the key after the first real one stays as it was
     quoted = b'data: {"model":"up","t":"\\"model\\":\\"up\\""}\n\ndata: {"model":"up"}\n\n'
     assert ModelStamp("a/b").feed(quoted) == quoted.replace(b'"model":"up"', b'"model":"a/b"')
+
+
+_REFERENCE = re.compile(rb'(?<!\\)("model"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def test_any_stream_in_any_cuts_is_stamped_as_every_unescaped_model_key_replaced() -> None:
+    # the reference: each `"model"` key not after a backslash gets the routed id, left to right;
+    # the stamp (key by key, then one split for the known sequence) must give the same bytes
+    fragments = [
+        b'"model":"up"',
+        b'"model": "up"',
+        b'"model":"up-2"',
+        b'"t":"\\"model\\":\\"up\\""',
+        b'\\"model":"up"',
+        b'"n":1',
+        b'"x":{"model":"up"}',
+    ]
+    rng = random.Random(11)
+    for _ in range(2_000):
+        events = []
+        for _ in range(rng.randint(1, 5)):
+            parts = [rng.choice(fragments) for _ in range(rng.randint(1, 4))]
+            events.append(b"data: {" + b",".join(parts) + b"}\n\n")
+        stream = b"".join(events)
+        expected = _REFERENCE.sub(lambda m: m.group(1) + b'"a/b"', stream)
+        stamp = ModelStamp("a/b")
+        size = rng.choice([1, 9, 40, len(stream)])
+        got = b"".join(stamp.feed(stream[i : i + size]) for i in range(0, len(stream), size))
+        assert got + stamp.close() == expected, stream

@@ -73,7 +73,10 @@ def event_bound(pending: int, chunk: bytes, limit: int) -> int:
     those after it; TooLarge when an event grows past the limit. One rfind per chunk; events are
     never split or copied. (A function over the count, not an object: no constructor frame per
     stream.)"""
-    end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\r\n\r\n"))
+    lf = chunk.rfind(b"\n\n")
+    # a CRLF end later than the last LF end lies after it: only that tail is searched (an
+    # rfind of four bytes that are not there scans the whole chunk slowly)
+    end = max(lf, chunk.rfind(b"\r\n\r\n", lf + 1))
     if end < 0:
         pending += len(chunk)
     else:

@@ -11,7 +11,8 @@ text inside a string), so the rewrite never touches message content.
 
 An upstream writes the same `"model":"<its name>"` in every chunk: once the first has been found
 key by key, the rest of the stream, when every `"model"` key in it is that exact sequence, is
-rewritten with one `bytes.replace`; the events read at once after the first take it too. The
+rewritten in one pass (split on the sequence, joined with the routed one); the events read at
+once after the first take it too. The
 instructions of one stream of the bench's six events (callgrind, per stream), before -> after:
 read event by event 121,900 -> 115,300; the first event, then the rest 90,400 -> 66,600; all at
 once 80,800 -> 55,800. The sequence holds the key's unescaped closing quote and colon, so it
@@ -37,13 +38,14 @@ _ESCAPED = b'\\"model"'  # left alone by the key-by-key walk: so by the shortcut
 class ModelStamp:
     """Upstream OpenAI chunk bytes in, the same chunks with `model` = the routed id out."""
 
-    __slots__ = ("_buffer", "_seen", "_stamped", "_value", "error", "watch")
+    __slots__ = ("_buffer", "_escaped", "_seen", "_stamped", "_value", "error", "watch")
 
     def __init__(self, model_id: str, watch: ChunkTranslator | None = None) -> None:
         self._value = orjson.dumps(model_id)
         self._buffer = b""
         # the upstream's last `"model": "<name>"` as it wrote it, and what replaces it
         self._seen = b""
+        self._escaped = b""  # the sequence after a backslash: the walk leaves that one alone
         self._stamped = b""
         self.error: str | None = None
         # a translator of whole events that runs first (the limits' usage watch): one
@@ -55,15 +57,24 @@ class ModelStamp:
         """The usage the watch read (none without one: the chunks pass through)."""
         return None if self.watch is None else self.watch.usage
 
-    def _shortcut(self, events: bytes) -> bool:
-        """Whether every `"model"` key of `events` is the upstream's known sequence (and none
-        follows an escaped quote, which the walk would leave alone)."""
+    def _shortcut(self, events: bytes) -> bytes | None:
+        """`events` stamped in one pass when every `"model"` key in them is the upstream's known
+        sequence (and none follows an escaped quote, which the walk would leave alone); None
+        when the walk must do it. One split, then a search of each piece for another key: half
+        the time of counting both sequences, searching for the escape, then replacing."""
         seen = self._seen
-        return bool(seen) and events.count(_KEY) == events.count(seen) and events.find(_ESCAPED) < 0
+        if not seen or events.find(self._escaped) >= 0:
+            return None
+        pieces = events.split(seen)
+        for piece in pieces:
+            if piece.find(_KEY) >= 0:  # some other `"model"` key, or an escaped one
+                return None
+        return self._stamped.join(pieces)
 
     def _stamp(self, events: bytes) -> bytes:
-        if self._shortcut(events):
-            return events.replace(self._seen, self._stamped)
+        done = self._shortcut(events)
+        if done is not None:
+            return done
         # bytes.find and slicing: a regex over every chunk cost several microseconds each
         out: list[bytes] = []
         start = 0
@@ -80,10 +91,11 @@ class ModelStamp:
                         found = events[at:end]
                         if found != self._seen:
                             self._seen = found
+                            self._escaped = b"\\" + found
                             self._stamped = events[at:value] + self._value
-                        rest = events[start:]
-                        if self._shortcut(rest):
-                            out.append(rest.replace(self._seen, self._stamped))
+                        done = self._shortcut(events[start:])
+                        if done is not None:
+                            out.append(done)
                             return b"".join(out)
             at = events.find(_KEY, end)
         if not out:
@@ -95,7 +107,7 @@ class ModelStamp:
         """Every complete event of `data` (after what was buffered), stamped."""
         buffer = self._buffer + data if self._buffer else data
         lf = buffer.rfind(b"\n\n")
-        crlf = buffer.rfind(b"\r\n\r\n")
+        crlf = buffer.rfind(b"\r\n\r\n", lf + 1)  # a later CRLF end lies after the LF one
         end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
         self._buffer = buffer[end:]
         if not end:
