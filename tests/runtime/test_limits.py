@@ -4,8 +4,10 @@ the same scenarios, the same answers."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from routectl.compiler import build_table
 from routectl.runtime.errors import RoutingError
 from routectl.runtime.index import TableIndex
 from routectl.runtime.limits import InProcessBackend, Limiter
+from routectl.runtime.limits.backend import Outcome
 from routectl.runtime.limits.limiter import duration
 from routectl.runtime.limits.redis_backend import RedisBackend
 from routectl.runtime.plan import RequestFacts
@@ -241,6 +244,26 @@ def test_durations_read_as_openai_writes_them() -> None:
         "6m0s",
         "60m0s",
     ]
+
+
+def test_the_headers_name_the_tightest_window_and_a_window_over_its_limit_counts_zero() -> None:
+    # two token windows (a user's, an organization's); `_headers` picks the one with the least
+    # remaining, a window over its limit (settled usage past it) counts 0, ties keep the first
+    lim = Limiter(InProcessBackend(), CollectorRegistry(), Clock())
+    names = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+    rules: Any = SimpleNamespace(headers=((names, ((0, 1000, "1000"), (1, 500, "500"))),))
+    slot = math.floor(T0 * 60 / 60)
+
+    def headers(used: list[int], oldest: list[int]) -> dict[str, str]:
+        outcome = Outcome(True, slot, used, oldest, [-1, -1])
+        return lim._headers(rules, outcome, T0)
+
+    tight = headers([100, 450], [slot - 30, slot - 59])  # 900 left against 50: the second
+    assert tight == {names[0]: "500", names[1]: "50", names[2]: "1s"}
+    over = headers([1200, 900], [slot - 10, slot - 1])  # both past their limit: the first
+    assert over == {names[0]: "1000", names[1]: "0", names[2]: "50s"}
+    empty = headers([0, 0], [-1, -1])  # nothing counted: the smaller limit, reset now
+    assert empty == {names[0]: "500", names[1]: "500", names[2]: "0ms"}
 
 
 async def test_redis_down_fails_open_or_closed_per_limit_fast_and_recovers(

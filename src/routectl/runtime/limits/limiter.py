@@ -398,12 +398,16 @@ class Limiter:
         for (limit_name, remaining_name, reset_name), windows in rules.headers:
             best, limit, best_text = windows[0]
             best_remaining = limit - used[best]
+            if best_remaining < 0:  # (max(0, ...) without a builtin call)
+                best_remaining = 0
             for i, limit, text in windows[1:]:
                 remaining = limit - used[i]
+                if remaining < 0:  # a window over its limit counts 0 (ties keep the first)
+                    remaining = 0
                 if remaining < best_remaining:
                     best, best_remaining, best_text = i, remaining, text
             headers[limit_name] = best_text
-            headers[remaining_name] = str(best_remaining) if best_remaining > 0 else "0"
+            headers[remaining_name] = str(best_remaining)
             # until the oldest counted slot leaves the window and frees what it holds
             oldest = outcome.oldest[best]
             reset = 0.0 if oldest < 0 else (oldest + WINDOW_SLOTS) * self.slot_s - now
