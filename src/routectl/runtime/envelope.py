@@ -44,7 +44,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 class _RequestIds:
-    """Unique ids without a getrandom() call per request: a random per-process prefix and a counter."""
+    """Unique ids without a getrandom() call per request: a random per-process prefix and a counter
+    (24 hex characters: `f"{prefix}{next(counter):012x}"`, written inline by the envelope)."""
 
     def __init__(self) -> None:
         self._reset()
@@ -55,10 +56,6 @@ class _RequestIds:
     def _reset(self) -> None:
         self.prefix = os.urandom(6).hex()
         self.counter = itertools.count(1)
-
-    def next(self) -> str:
-        """24 hex characters: the prefix and a counter."""
-        return f"{self.prefix}{next(self.counter):012x}"
 
 
 _ids = _RequestIds()

@@ -111,7 +111,8 @@ class Front:
         # what web.Application does: request.app and request.match_info read it
         request._match_info = entry.match_info
         # the envelope's coroutine itself, not awaited here: one frame less for the event loop
-        # to step through each time the request resumes (its body, the upstream's answer)
+        # to step through each time the request resumes (its body, the upstream's answer);
+        # `_enveloped`, inline
         return envelope(
             request, entry.handler, entry.route, entry.fmt, self.runtime, self.connections
         )
@@ -128,15 +129,19 @@ class Front:
                 return expected
         if self.outer:
             return await self._through_middlewares(request, entry)
-        return await envelope(
+        return await self._enveloped(request, entry)
+
+    def _enveloped(
+        self, request: web.Request, entry: _Entry
+    ) -> Coroutine[Any, Any, web.StreamResponse]:
+        """The envelope around the entry's handler (`__call__` writes this call inline)."""
+        return envelope(
             request, entry.handler, entry.route, entry.fmt, self.runtime, self.connections
         )
 
     async def _through_middlewares(self, request: web.Request, entry: _Entry) -> web.StreamResponse:
         async def inner(request: web.Request) -> web.StreamResponse:
-            return await envelope(
-                request, entry.handler, entry.route, entry.fmt, self.runtime, self.connections
-            )
+            return await self._enveloped(request, entry)
 
         handler: Handler = inner
         for middleware in reversed(self.outer):
