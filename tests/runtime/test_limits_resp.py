@@ -22,6 +22,17 @@ __all__ = ["redis_server"]  # the fixture, used by name
 pytestmark = pytest.mark.e2e  # starts a redis-server
 
 
+def test_a_script_call_is_the_command_pack_would_write() -> None:
+    client = LeanRedis("redis://127.0.0.1:6379/0", 0.1)
+    keys = ["{routectl}:user:a:requests", "{routectl}:org:b:requests"]
+    args: list[str | int] = [60, 1000, "1 0 w 5"]
+    for name, word in (("EVALSHA", "a" * 40), ("EVAL", "return 1")):
+        verb = pack(name, word)[len(b"*2\r\n") :]  # the two first words, as `pack` writes them
+        for _ in range(2):  # the second time the key names come from the client's cache
+            got = client.script_command(verb, keys, args)
+            assert got == pack(name, word, len(keys), *keys, *args)
+
+
 def test_pack_is_resp_and_only_plain_redis_urls_are_spoken() -> None:
     assert pack("SET", "k", 12, b"v\r\n") == (
         b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n$3\r\nv\r\n\r\n"

@@ -198,19 +198,28 @@ class LeanRedis:
     async def evalsha(self, sha: str, script: str, keys: list[str], args: list[str | int]) -> Any:
         """Run a script by its SHA1; when the server does not have it, by its text (EVAL caches
         it for the next EVALSHA)."""
-        names = self._names
-        head = b"*%d\r\n%b%b%b" % (
-            3 + len(keys) + len(args),
-            self._evalsha.get(sha) or self._evalsha.setdefault(sha, _bulk("EVALSHA") + _bulk(sha)),
-            _bulk(len(keys)),
-            b"".join([names[k] for k in keys]),
+        verb = self._evalsha.get(sha) or self._evalsha.setdefault(
+            sha, _bulk("EVALSHA") + _bulk(sha)
         )
         try:
-            return await self.call(head + b"".join([_bulk(a) for a in args]))
+            return await self.call(self.script_command(verb, keys, args))
         except RespError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-        return await self.call(pack("EVAL", script, len(keys), *keys, *args))
+        return await self.call(self.script_command(_bulk("EVAL") + _bulk(script), keys, args))
+
+    def script_command(self, verb: bytes, keys: list[str], args: list[str | int]) -> bytes:
+        """`pack(EVALSHA|EVAL, sha|script, len(keys), *keys, *args)`'s bytes, given the first two
+        words encoded (`verb`): the key names encoded once per client (a batch names the same
+        few keys again and again), one bytes formatting for the rest."""
+        names = self._names
+        return b"*%d\r\n%b%b%b%b" % (
+            3 + len(keys) + len(args),
+            verb,
+            _bulk(len(keys)),
+            b"".join([names[k] for k in keys]),
+            b"".join([_bulk(a) for a in args]),
+        )
 
     async def aclose(self) -> None:
         """Close the connection (calls still waiting fail)."""
