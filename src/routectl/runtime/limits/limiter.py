@@ -75,11 +75,9 @@ class RouteRules(NamedTuple):
     """The limits one (caller, route) is checked against, and what pricing the estimate uses;
     with what every request of the pair repeats worked out once (the hot path)."""
 
-    rules: tuple[_Rule, ...]
     input_per_mtok: float  # the route's most expensive member: the spend estimate
     output_per_mtok: float
     fail_closed: bool  # some limit refuses requests when the backend cannot answer
-    settles: bool  # tokens or spend: corrected from the upstream's usage
     # the rules a request is charged for, in order (a route of free models asks no budget)
     charged: tuple[_Rule, ...]
     # per charged rule: _REQUESTS (its Charge built once, a request counts 1), _TOKENS, _BUDGET
@@ -109,11 +107,9 @@ def _route_rules(
         else:
             plan.append((_BUDGET, r, None))
     return RouteRules(
-        tuple(rules),
         input_per_mtok,
         output_per_mtok,
         fail_closed,
-        any(r.measure != "requests_per_minute" for r in rules),
         charged,
         tuple(plan),
         tuple((i, r.measure) for i, r in enumerate(charged) if r.measure != "requests_per_minute"),

@@ -287,6 +287,7 @@ class RedisBackend:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _check_up(self) -> None:
+        """BackendUnavailable while the last failure is recent (no call then)."""
         if self.down_until and time.monotonic() < self.down_until:
             raise BackendUnavailable("redis failed less than a second ago")
 
@@ -408,8 +409,7 @@ class RedisBackend:
         keys = list(index)
         args: list[int | str] = [WINDOW_SLOTS, self.window_ttl_ms, " ".join(words)]
         try:
-            if self.down_until and time.monotonic() < self.down_until:
-                raise BackendUnavailable("redis failed less than a second ago")
+            self._check_up()
             try:
                 raw = await self._call(keys, args)
             except asyncio.CancelledError:
