@@ -14,8 +14,8 @@ import orjson
 __all__ = ["UsageWatch"]
 
 _USAGE = b'"usage"'
-_NULLS = (b'"usage":null', b'"usage": null')
-_NULL_VALUES = (b":null", b": null")
+_NULL_VALUES = (b":null", b": null")  # what follows the key when there is nothing to read
+_NULLS = tuple(_USAGE + value for value in _NULL_VALUES)
 
 
 class UsageWatch:
