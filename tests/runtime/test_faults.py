@@ -101,6 +101,30 @@ def test_a_failing_member_falls_back_and_the_client_sees_an_answer(
     assert elapsed < 10  # a hang costs the collection's timeout_ms (0.4 s), not the upstream's
 
 
+@pytest.mark.parametrize("client", ["lean", "aiohttp"])
+@pytest.mark.parametrize("fault", ["big:100000", "bigerror:100000"])
+def test_an_oversized_answer_is_refused_on_either_upstream_client(
+    loop_thread: LoopThread,
+    faulty: FaultUpstream,
+    runners: list[web.AppRunner],
+    fault: str,
+    client: str,
+) -> None:
+    # each client's reply gives its Content-Length (`content_length`) and its body the same way
+    gw = start_app(
+        loop_thread,
+        faulty.port,
+        runners,
+        parts={"collections": PAIR},
+        max_response_bytes=50_000,
+        upstream_client=client,
+    )
+    faulty.script["m3"] = [fault]
+    status, body, _ = post(gw, "collection/pair")
+    assert status == 200, body
+    assert body["_fallback_used"] is True and body["_fallback_reason"] == "response_too_large"
+
+
 def test_a_refusing_upstream_is_a_connect_error_and_falls_back(
     loop_thread: LoopThread, faulty: FaultUpstream, runners: list[web.AppRunner]
 ) -> None:

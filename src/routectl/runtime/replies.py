@@ -5,8 +5,7 @@ walk calls where it reads a reply."""
 
 from __future__ import annotations
 
-from routectl.runtime.dialects.base import Body, Reply
-from routectl.runtime.transport.reply import TransportReply
+from routectl.runtime.dialects.base import Reply
 
 __all__ = [
     "AUTH_STATUSES",
@@ -42,19 +41,11 @@ def is_redirect(status: int) -> bool:
 async def read_limited(reply: Reply, limit: int) -> bytes:
     """The whole body, or TooLarge as soon as it passes `limit` bytes (a declared
     Content-Length over it is refused before anything is read)."""
-    content: Body
-    if isinstance(reply, TransportReply):
-        # the lean client's reply has its Content-Length as a number already (its parser
-        # refuses one that is not digits) and is its own body: its headers are not decoded into
-        # a multidict for this, and no property is read
-        length = reply.length
-        content = reply
-    else:
-        declared = reply.headers.get("Content-Length")
-        length = int(declared) if declared is not None and declared.isdigit() else None
-        content = reply.content
+    # as parsed (the lean client's headers are not decoded into a multidict for this)
+    length = reply.content_length
     if length is not None and length > limit:
         raise TooLarge
+    content = reply.content
     parts: list[bytes] = []
     size = 0
     while True:

@@ -140,6 +140,11 @@ class Reply(Protocol):
         ...
 
     @property
+    def content_length(self) -> int | None:
+        """Content-Length as a number (the HTTP parsers refuse one that is not digits)."""
+        ...
+
+    @property
     def content(self) -> Body:
         """The body, chunk by chunk (streams)."""
         ...

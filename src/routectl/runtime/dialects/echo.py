@@ -270,12 +270,13 @@ class _Chunks:
 class LocalReply:
     """A 200 answer made in the process, read like an aiohttp ClientResponse."""
 
-    __slots__ = ("content", "headers", "status")
+    __slots__ = ("content", "content_length", "headers", "status")
 
     def __init__(self, chunks: list[bytes], headers: CIMultiDictProxy[str]) -> None:
         self.status = 200
         self.headers = headers
         self.content = _Chunks(chunks)
+        self.content_length: int | None = None  # as a chunked answer
 
     async def read(self) -> bytes:
         body = b"".join(self.content._chunks)

@@ -139,7 +139,7 @@ class Connection(asyncio.Protocol):
             elif lower == b"transfer-encoding" and value.lower().find(b"chunked") >= 0:
                 until_close = False
         if length is not None:
-            reply.length = length
+            reply.content_length = length
         elif until_close is None and status not in (204, 304):
             reply.until_close = True  # neither length nor chunked: the body ends with the close
         reply.headers_done = True

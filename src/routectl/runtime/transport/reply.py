@@ -27,11 +27,11 @@ class TransportReply:
         "buffered",
         "chunks",
         "conn",
+        "content_length",
         "done",
         "error",
         "headers_done",
         "keep_alive",
-        "length",
         "max_body",
         "raw_headers",
         "received",
@@ -51,7 +51,7 @@ class TransportReply:
         self.chunks: list[bytes] = []
         self.buffered = 0  # bytes in `chunks`
         self.received = 0  # body bytes so far
-        self.length: int | None = None  # Content-Length, when given
+        self.content_length: int | None = None  # Content-Length, when given (as aiohttp names it)
         self.until_close = False
         self.headers_done = False
         self.done = False  # the whole message is parsed
@@ -106,7 +106,7 @@ class TransportReply:
 
     async def read(self) -> bytes:
         """The whole body, at most `max_body` bytes (ResponseTooLarge past that)."""
-        if self.length is not None and self.length > self.max_body:
+        if self.content_length is not None and self.content_length > self.max_body:
             self._too_large()
         parts: list[bytes] = []
         while True:
