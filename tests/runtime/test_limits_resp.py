@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 from redis_server import RedisServer, redis_server
-from test_limits import Clock, admit, table
+from test_limits import LIMITS, Clock, admit, table
 
+from routectl.runtime.errors import RoutingError
 from routectl.runtime.limits import Limiter
 from routectl.runtime.limits.redis_backend import RedisBackend
 from routectl.runtime.limits.resp import LeanRedis, RespError, pack, supports
@@ -157,7 +159,9 @@ async def test_the_batch_script_runs_through_both_clients_alike(redis_server: Re
     # the same batch, the same answer: the lean client's EVALSHA and redis-py's Script
     lean = RedisBackend(redis_server.url, timeout_s=1.0, client="lean")
     py = RedisBackend(redis_server.url, timeout_s=1.0, client="redis-py")
-    args: list[int | str] = [60, 61_000, "0 100 1 1 w 5 1 0"]
+    # no correction; one counter (key 1, a window of limit 5); one request at slot 100 charging
+    # it 1
+    args: list[int | str] = [60, 61_000, "0 1 1 w 5 0 100 1 1 1"]
     # admitted, used after booking, the oldest counted slot, no free slot (it fitted)
     assert await lean._call(["{routectl}:a"], args) == [1, 1, 100, -1]
     assert await py._call(["{routectl}:a"], args) == [1, 2, 100, -1]
@@ -198,4 +202,29 @@ async def test_a_check_cancelled_in_flight_leaves_the_backend_usable(
         "55",
         "56",
     )
+    await lim.close()
+
+
+async def test_one_batch_checks_a_counter_under_each_limit_it_is_given(
+    redis_server: RedisServer,
+) -> None:
+    # a batch writes each counter once; a table reloaded while checks wait can name the same
+    # counter with another limit, and each check must be held to its own table's limit
+    lim = Limiter(RedisBackend(redis_server.url, timeout_s=1.0), CollectorRegistry(), Clock())
+    wide, narrow = (
+        table(),
+        table(LIMITS.replace("{requests_per_minute: 60}", "{requests_per_minute: 1}")),
+    )
+    assert wide.sha256 != narrow.sha256
+    # the first check makes the call alone; the next two wait and leave together in the next
+    results: tuple[Any, ...] = await asyncio.gather(
+        admit(lim, wide, "alice"),
+        admit(lim, wide, "alice"),
+        admit(lim, narrow, "alice"),
+        return_exceptions=True,
+    )
+    first, on_wide, on_narrow = results
+    assert first.headers["x-ratelimit-remaining-requests"] == "59"
+    assert on_wide.headers["x-ratelimit-remaining-requests"] == "58"
+    assert isinstance(on_narrow, RoutingError) and on_narrow.code == "rate_limited"
     await lim.close()

@@ -19,7 +19,7 @@ Every check is all-or-nothing: when one counter refuses, nothing is booked anywh
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import NamedTuple, Protocol
 
 __all__ = [
@@ -68,8 +68,9 @@ class Backend(Protocol):
         """`memory` or `redis` (metrics and /readyz)."""
         ...
 
-    async def admit(self, charges: Sequence[Charge], slot: int) -> Outcome:
-        """Check every charge at `slot`; book them all when every one fits, else none."""
+    def admit(self, charges: Sequence[Charge], slot: int) -> Awaitable[Outcome]:
+        """Check every charge at `slot`; book them all when every one fits, else none (what to
+        await: a coroutine, or a future when the check waits for a batch)."""
         ...
 
     def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:

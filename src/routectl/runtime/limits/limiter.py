@@ -39,6 +39,7 @@ log = logging.getLogger("routectl.runtime")
 
 _PREFIX = "{routectl}"  # a Redis Cluster hash tag: a request's keys share one slot
 _NANO_PER_USD = 1_000_000_000
+_NUMBERS = (int, float)  # a cost in a record (made once: `int | float` is built per use)
 _MAX_CACHED = 100_000  # (caller, route) pairs remembered per table
 _SCOPE_WORDS = {"user": "user", "org": "organization", "collection": "collection"}
 _MEASURE_WORDS = {
@@ -427,7 +428,7 @@ class Limiter:
         if isinstance(prompt, int) and isinstance(completion, int):
             tokens = prompt + completion
             cost = record.get("cost")
-            nano = round(cost * _NANO_PER_USD) if isinstance(cost, int | float) else 0
+            nano = round(cost * _NANO_PER_USD) if isinstance(cost, _NUMBERS) else 0
         elif failed:
             tokens, nano = 0, 0
         else:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from routectl.runtime.limits.backend import WINDOW_SLOTS, BackendUnavailable, Charge, Outcome
@@ -36,8 +36,11 @@ __all__ = ["BATCH_LUA", "RedisBackend"]
 # KEYS: every key the batch touches, once. ARGV: window (slots), window key TTL (ms), and the
 # batch as one string of space-separated numbers and words (one argument instead of five per
 # charge: the client's command encoding costs per argument): the number of corrections, then per
-# correction: key index, kind ("w" window, "b" budget), slot, delta, TTL (ms); then per request:
-# slot, number of charges, and per charge: key index, kind, limit, cost, TTL (ms).
+# correction: key index, kind ("w" window, "b" budget), slot, delta, TTL (ms); then the number of
+# counters the checks name, and per counter: key index, kind, limit, TTL (ms); then per request:
+# slot, number of charges, and per charge: counter number, cost. (A counter is written once per
+# batch, not once per request: under load a batch holds many requests of the same callers, and
+# a request's words are then a few small numbers.)
 # Returns, per request: admitted (1/0), then per charge: used, the oldest counted slot (-1: none),
 # the first slot where the cost fits (-1: fits now, or never).
 BATCH_LUA = """
@@ -141,6 +144,16 @@ for _ = 1, tonumber(T[1]) do
   a = a + 5
 end
 
+local counters = {}
+for i = 1, tonumber(T[a]) do
+  counters[i] = {
+    key = KEYS[tonumber(T[a + 1])], window = T[a + 2] == 'w',
+    limit = tonumber(T[a + 3]), ttl = tonumber(T[a + 4]),
+  }
+  a = a + 4
+end
+a = a + 1
+
 local out = {}
 while a <= #T do
   local slot, n = tonumber(T[a]), tonumber(T[a + 1])
@@ -148,9 +161,10 @@ while a <= #T do
   local at, first_a, admitted = #out + 1, a, 1
   out[at] = 0
   for _ = 1, n do
-    local key, limit, cost = KEYS[tonumber(T[a])], tonumber(T[a + 2]), tonumber(T[a + 3])
+    local counter, cost = counters[tonumber(T[a])], tonumber(T[a + 1])
+    local key, limit = counter.key, counter.limit
     local used, oldest, free = 0, -1, -1
-    if T[a + 1] == 'w' then
+    if counter.window then
       local w = window_of(key, slot)
       used = w.used
       if w.oldest ~= nil then oldest = w.oldest end
@@ -177,26 +191,27 @@ while a <= #T do
     out[#out + 1] = used
     out[#out + 1] = oldest
     out[#out + 1] = free
-    a = a + 5
+    a = a + 2
   end
   out[at] = admitted
   if admitted == 1 then
     local b = first_a
     for i = 1, n do
-      local cost = tonumber(T[b + 3])
+      local cost = tonumber(T[b + 1])
       if cost > 0 then
-        local key = KEYS[tonumber(T[b])]
-        if T[b + 1] == 'w' then
+        local counter = counters[tonumber(T[b])]
+        local key = counter.key
+        if counter.window then
           book_window(key, slot, cost)
           if out[at + (i - 1) * 3 + 2] == -1 then out[at + (i - 1) * 3 + 2] = slot end
         else
           spent[key] = (spent[key] or 0) + cost
-          spent_ttl[key] = math.max(spent_ttl[key] or 0, tonumber(T[b + 4]))
+          spent_ttl[key] = math.max(spent_ttl[key] or 0, counter.ttl)
           budgets[key] = budgets[key] + cost
         end
         out[at + (i - 1) * 3 + 1] = out[at + (i - 1) * 3 + 1] + cost
       end
-      b = b + 5
+      b = b + 2
     end
   end
 end
@@ -216,7 +231,8 @@ _SETTLE_AFTER_S = 0.05  # corrections wait at most this long for a check to ride
 
 # How long a budget key lives (ms): until its period ends, and a day more:
 #     max(1, round((charge.period_end - now) * 1000)) + _BUDGET_GRACE_MS
-# written inline where a request books or settles a budget (a function is a frame per charge).
+# written inline where a call formats a budget's check or correction (a function is a frame per
+# charge).
 _new = tuple.__new__
 
 
@@ -273,13 +289,10 @@ class RedisBackend:
             self.client: Any = aioredis.Redis(connection_pool=pool)
             self._script = self.client.register_script(BATCH_LUA)
             self._errors = (aioredis.RedisError, OSError, TimeoutError)
-        # checks waiting for the next call: (slot, (key, kind, limit, cost, TTL) per charge,
-        # future of their outcome)
-        self._checks: list[
-            tuple[int, list[tuple[str, str, int, int, int]], asyncio.Future[list[int]]]
-        ] = []
-        # corrections waiting: (key, is window, slot) -> [delta, TTL ms]
-        self._corrections: dict[tuple[str, bool, int], list[int]] = {}
+        # checks waiting for the next call: (slot, charges, future of their outcome)
+        self._checks: list[tuple[int, Sequence[Charge], asyncio.Future[Outcome]]] = []
+        # corrections waiting: (key, is window, slot) -> [delta, budgets: latest period end]
+        self._corrections: dict[tuple[str, bool, int], list[float]] = {}
         # told how many corrections could not be written (Redis down): a metric
         self.on_lost: Callable[[int], None] | None = None
         self._sending = False  # a sender task is running
@@ -291,44 +304,34 @@ class RedisBackend:
         if self.down_until and time.monotonic() < self.down_until:
             raise BackendUnavailable("redis failed less than a second ago")
 
-    async def admit(self, charges: Sequence[Charge], slot: int) -> Outcome:
-        """Check and book every charge atomically (in the next batch)."""
+    def admit(self, charges: Sequence[Charge], slot: int) -> Awaitable[Outcome]:
+        """Check and book every charge atomically (in the next batch): a future that a call in
+        flight's sender settles, else the call this request makes itself.
+
+        (A plain function returning what to await, not a coroutine: one coroutine fewer to make,
+        suspend and resume per request.)"""
         if self.down_until:
             self._check_up()
-        now = time.time()
-        spec = [
-            (c.key, "w", c.limit, c.cost, 0)
-            if c.window
-            else (
-                c.key,
-                "b",
-                c.limit,
-                c.cost,
-                max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS,
-            )
-            for c in charges
-        ]
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._checks.append((slot, spec, future))
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._checks.append((slot, charges, future))
         if self._sending:
-            values = await future  # leaves with the sender's next call
-        else:
-            # nothing in flight: this request makes the call itself, with the corrections that
-            # wait (no sender task, two turns of the event loop fewer); what arrives meanwhile
-            # waits for a sender started once this call returns. A timer set for corrections
-            # stays: it finds nothing to send, and is not set again for each request
-            self._sending = True
-            try:
-                await self._send()
-            finally:
-                if self._checks or self._corrections:
-                    self._start_sender()
-                else:
-                    self._sending = False
-            values = future.result()
-        # the script's answer as it is: -1 says "none", as Outcome does (tuple.__new__: the
-        # NamedTuple's own constructor is a Python-level function)
-        return _new(Outcome, (values[0] == 1, slot, values[1::3], values[2::3], values[3::3]))
+            return future  # leaves with the sender's next call
+        return self._send_own(future)
+
+    async def _send_own(self, future: asyncio.Future[Outcome]) -> Outcome:
+        # nothing in flight: this request makes the call itself, with the corrections that wait
+        # (no sender task, two turns of the event loop fewer); what arrives meanwhile waits for
+        # a sender started once this call returns. A timer set for corrections stays: it finds
+        # nothing to send, and is not set again for each request
+        self._sending = True
+        try:
+            await self._send()
+        finally:
+            if self._checks or self._corrections:
+                self._start_sender()
+            else:
+                self._sending = False
+        return future.result()
 
     def settle(self, charges: Sequence[tuple[Charge, int]], slot: int) -> None:
         """Add each delta where the reservation was booked, with the next batch (at the latest
@@ -336,18 +339,17 @@ class RedisBackend:
         if self.down_until and time.monotonic() < self.down_until:
             self._lost(len(charges))
             return
-        now = time.time()
         corrections = self._corrections
         for c, delta in charges:
             if c.window:
-                entry = corrections.setdefault((c.key, True, slot), [0, 0])
+                entry = corrections.setdefault((c.key, True, slot), [0, 0.0])
                 entry[0] += delta
                 continue
-            ttl = max(1, round((c.period_end - now) * 1000)) + _BUDGET_GRACE_MS
-            entry = corrections.setdefault((c.key, False, 0), [0, 0])
+            # a budget: its key lives until the latest period end given (TTL at the call)
+            entry = corrections.setdefault((c.key, False, 0), [0, 0.0])
             entry[0] += delta
-            if ttl > entry[1]:
-                entry[1] = ttl
+            if c.period_end > entry[1]:
+                entry[1] = c.period_end
         if not self._sending and self._timer is None:  # _kick's own test, inline
             self._kick(_SETTLE_AFTER_S)
 
@@ -396,16 +398,39 @@ class RedisBackend:
     async def _send(self) -> None:
         checks, self._checks = self._checks, []
         corrections, self._corrections = self._corrections, {}
+        now = time.time()  # budget keys' TTLs: until their period ends, and a day more
         index: dict[str, int] = {}  # key -> its place in KEYS (1-based, as Lua counts)
         words = [str(len(corrections))]
-        for (key, window, slot), (delta, ttl) in corrections.items():
+        for (key, window, slot), (delta, end) in corrections.items():
             at = index.setdefault(key, len(index) + 1)
-            words.append(f"{at} {'w' if window else 'b'} {slot} {delta} {ttl}")
-        for slot, spec, _ in checks:
-            words.append(f"{slot} {len(spec)}")
-            for key, kind, limit, cost, ttl in spec:
-                at = index.setdefault(key, len(index) + 1)
-                words.append(f"{at} {kind} {limit} {cost} {ttl}")
+            if window:
+                words.append(f"{at} w {slot} {delta} 0")
+            else:
+                ttl = max(1, round((end - now) * 1000)) + _BUDGET_GRACE_MS
+                words.append(f"{at} b {slot} {delta} {ttl}")
+        # the counters the checks name, each once: key -> (limit, its number as text)
+        counters: dict[str, tuple[int, str]] = {}
+        counter_words: list[str] = []
+        request_words: list[str] = []
+        slot_text, last_slot = "", -1  # a batch's checks mostly share a slot: its text made once
+        for slot, charges, _ in checks:
+            if slot != last_slot:
+                slot_text, last_slot = str(slot), slot
+            request_words.append(f"{slot_text} {len(charges)}")
+            for key, window, limit, cost, end in charges:
+                counter = counters.get(key)
+                if counter is None or counter[0] != limit:  # (a reloaded table's new limit)
+                    at = index.setdefault(key, len(index) + 1)
+                    if window:
+                        counter_words.append(f"{at} w {limit} 0")
+                    else:
+                        ttl = max(1, round((end - now) * 1000)) + _BUDGET_GRACE_MS
+                        counter_words.append(f"{at} b {limit} {ttl}")
+                    counter = counters[key] = (limit, str(len(counter_words)))
+                request_words.append(f"{counter[1]} {cost}")
+        words.append(str(len(counter_words)))
+        words += counter_words
+        words += request_words
         keys = list(index)
         args: list[int | str] = [WINDOW_SLOTS, self.window_ttl_ms, " ".join(words)]
         try:
@@ -432,11 +457,24 @@ class RedisBackend:
         self.down_until = 0.0
         values: list[int] = raw  # the script answers integers (hiredis, redis-py: ints)
         at = 0
-        for _, spec, future in checks:
-            size = 1 + 3 * len(spec)
+        for slot, charges, future in checks:
+            end = at + 1 + 3 * len(charges)
             if not future.done():
-                future.set_result(values[at : at + size])
-            at += size
+                # the script's answer as it is: -1 says "none", as Outcome does (tuple.__new__:
+                # the NamedTuple's own constructor is a Python-level function)
+                future.set_result(
+                    _new(
+                        Outcome,
+                        (
+                            values[at] == 1,
+                            slot,
+                            values[at + 1 : end : 3],
+                            values[at + 2 : end : 3],
+                            values[at + 3 : end : 3],
+                        ),
+                    )
+                )
+            at = end
 
     async def _call(self, keys: list[str], args: list[int | str]) -> Any:
         if self._lean is not None:
