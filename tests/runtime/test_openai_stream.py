@@ -88,3 +88,20 @@ def test_any_stream_in_any_cuts_is_stamped_as_every_unescaped_model_key_replaced
         size = rng.choice([1, 9, 40, len(stream)])
         got = b"".join(stamp.feed(stream[i : i + size]) for i in range(0, len(stream), size))
         assert got + stamp.close() == expected, stream
+
+
+def test_a_stream_starts_from_the_sequence_the_last_stream_of_its_id_taught() -> None:
+    first = b'data: {"model":"up","n":1}\n\n'
+    assert ModelStamp("taught/id").feed(first) == b'data: {"model":"taught/id","n":1}\n\n'
+    # the next stream of the id begins with that guess ...
+    guessed = ModelStamp("taught/id")
+    assert guessed._seen == b'"model":"up"'
+    assert guessed.feed(first) == b'data: {"model":"taught/id","n":1}\n\n'
+    # ... which a stream writing other sequences does not take: each key is still stamped
+    other = b'data: {"model": "up","x":{"model":"up-2"}}\n\n'
+    assert ModelStamp("taught/id").feed(other) == (
+        b'data: {"model": "taught/id","x":{"model":"taught/id"}}\n\n'
+    )
+    # another routed id learns apart, and the same upstream name stamps with its own id
+    assert ModelStamp("other/id").feed(first) == b'data: {"model":"other/id","n":1}\n\n'
+    assert ModelStamp("taught/id").feed(first) == b'data: {"model":"taught/id","n":1}\n\n'
