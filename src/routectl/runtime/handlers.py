@@ -189,7 +189,7 @@ async def _limited(
     if ticket is None:  # the backend could not answer and the limits fail open
         return await _planned(request, caller, call, route)
     request._state[ANSWER_HEADERS] = ticket.headers
-    if ticket.charges:  # tokens or spend: the stream's usage is needed for the settlement
+    if ticket.settling:  # tokens or spend: the stream's usage is needed for the settlement
         call = watch_usage(call)
     failed = True
     try:

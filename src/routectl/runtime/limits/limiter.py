@@ -61,6 +61,7 @@ class _Rule:
 
 
 _new = tuple.__new__
+_ceil, _floor = math.ceil, math.floor  # (globals: no module attribute read per request)
 _REQUESTS, _TOKENS, _BUDGET = 0, 1, 2  # what a charged rule costs: 1, the tokens, the spend
 _HEADER_NAMES = {
     kind: (
@@ -179,17 +180,21 @@ def duration(seconds: float) -> str:
 class Ticket:
     """An admitted request's bookings, kept until its settlement."""
 
-    __slots__ = ("charges", "headers", "reserved_nano", "reserved_tokens", "slot")
+    __slots__ = ("booked", "headers", "reserved_nano", "reserved_tokens", "settling", "slot")
 
     def __init__(
         self,
-        charges: list[tuple[Charge, str]],
+        booked: list[Charge],
+        settling: tuple[tuple[int, str], ...],
         slot: int,
         reserved_tokens: int,
         reserved_nano: int,
         headers: dict[str, str],
     ) -> None:
-        self.charges = charges  # (charge, measure) for those that settle (tokens, spend)
+        self.booked = booked  # every charge, in the order of the route's rules
+        # (place among them, measure) of those that settle (tokens, spend): empty when the
+        # request's usage is not needed (only request counts)
+        self.settling = settling
         self.slot = slot
         self.reserved_tokens = reserved_tokens
         self.reserved_nano = reserved_nano
@@ -278,7 +283,7 @@ class Limiter:
         now = self.clock()
         tokens = facts.prompt_tokens + facts.max_output_tokens
         # tokens x USD per million tokens x 1,000 = nano-dollars
-        nano = math.ceil(
+        nano = _ceil(
             (
                 facts.prompt_tokens * rules.input_per_mtok
                 + facts.max_output_tokens * rules.output_per_mtok
@@ -300,7 +305,7 @@ class Limiter:
                     period, end = _period(rule.measure, now)
                 key = f"{rule.key}:{period}"
                 charges.append(_new(Charge, (key, False, rule.limit, nano, end)))
-        slot = math.floor(now * WINDOW_SLOTS / self.minute_s)  # the window slot of `now`
+        slot = _floor(now * WINDOW_SLOTS / self.minute_s)  # the window slot of `now`
         try:
             outcome = await self.backend.admit(charges, slot)
         except BackendUnavailable as exc:
@@ -308,12 +313,9 @@ class Limiter:
             return None
         if not outcome.admitted:
             raise self._refusal(rules, charges, outcome, now)
+        # (which charges settle is looked up at the settlement: no list made per request)
         return Ticket(
-            [(charges[i], measure) for i, measure in rules.settling],
-            slot,
-            tokens,
-            nano,
-            self._headers(rules, outcome, now),
+            charges, rules.settling, slot, tokens, nano, self._headers(rules, outcome, now)
         )
 
     def _unavailable(self, rules: RouteRules, exc: BackendUnavailable) -> None:
@@ -422,7 +424,7 @@ class Limiter:
         """Correct the reservation from the answer's usage (the access-log record's counts), in
         the background: the answer does not wait for it. No usage on an answer that failed: the
         request used nothing; no usage on a successful one: the reservation stands."""
-        if not ticket.charges:
+        if not ticket.settling:
             return
         prompt, completion = record.get("prompt_tokens"), record.get("completion_tokens")
         if isinstance(prompt, int) and isinstance(completion, int):
@@ -434,13 +436,14 @@ class Limiter:
         else:
             return
         deltas = []
-        for charge, measure in ticket.charges:
+        booked = ticket.booked
+        for i, measure in ticket.settling:
             if measure == "tokens_per_minute":
                 delta = tokens - ticket.reserved_tokens
             else:
                 delta = nano - ticket.reserved_nano
             if delta:
-                deltas.append((charge, delta))
+                deltas.append((booked[i], delta))
         if not deltas:
             return
         self.backend.settle(deltas, ticket.slot)
