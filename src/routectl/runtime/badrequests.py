@@ -2,7 +2,10 @@
 in the SPEC's shape that quotes nothing the client sent, and one log line without a traceback.
 
 aiohttp's own answer quotes the offending header line in a plain-text body and logs it with a
-traceback: for `Authorization: Bearer <key>` that put the client's key into stderr and the answer."""
+traceback: for `Authorization: Bearer <key>` that put the client's key into stderr and the answer.
+
+The same protocol class serves a connection's requests with each handler awaited in place
+(runtime/inline_start.py) where the installed aiohttp and CPython allow it."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
+
+from routectl.runtime.inline_start import inline_start
 
 __all__ = ["quiet_handlers"]
 
@@ -34,6 +39,9 @@ class _QuietHandler(RequestHandler):
     """aiohttp's protocol, answering its parse errors without echoing them."""
 
     __slots__ = ()
+
+    # aiohttp's connection loop, without a task per request when it can be had (inline_start.py)
+    start = inline_start() or RequestHandler.start
 
     def handle_error(
         self,
