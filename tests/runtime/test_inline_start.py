@@ -31,6 +31,8 @@ def test_the_protocol_uses_the_rewrite_exactly_when_the_installed_aiohttp_allows
         assert "create_task" not in names and "Task" not in names and "sleep" in names
         assert _QuietHandler.start.__code__.co_names == names
         assert "create_task" in web_protocol.RequestHandler.start.__code__.co_names
+        unyielding = inline_start(yield_first=False)  # the measured variant, not served
+        assert unyielding is not None and "sleep" not in unyielding.__code__.co_names
     else:  # another aiohttp or CPython 3.12+: aiohttp's own loop, unchanged
         assert inline_start() is None
         assert _QuietHandler.start is web_protocol.RequestHandler.start

@@ -30,7 +30,25 @@ if TYPE_CHECKING:
 __all__ = ["Answer", "EventStream"]
 
 
-class Answer(web.Response):
+class _PreparedInOneFrame(web.StreamResponse):
+    """`prepare` for `Answer` and `EventStream`: StreamResponse.prepare and then _start, in one
+    frame for a plain answer (and without the `status` property and `request.method`'s reified
+    first read); aiohttp's own `_start` for any other."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._eof_sent:  # StreamResponse.prepare's own first tests (aiohttp asks again)
+            return None
+        if self._payload_writer is not None:
+            return self._payload_writer
+        self._must_be_empty_body = must_be_empty_body(request._method, self._status)
+        writer = _head(self, request)
+        if writer is None:
+            return await super()._start(request)  # Response's, or StreamResponse's
+        await writer.write_headers(f"HTTP/1.1 {self._status} {self._reason}", self._headers)
+        return writer
+
+
+class Answer(_PreparedInOneFrame, web.Response):
     """`web.Response(status=status, body=body, headers=headers)` for bytes and a Content-Type
     among `headers`; `headers` becomes the answer's own (not copied: pass a fresh one)."""
 
@@ -46,20 +64,6 @@ class Answer(web.Response):
         self._body = body
         self._zlib_executor_size = MAX_SYNC_CHUNK_SIZE
         self._zlib_executor = None
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        # StreamResponse.prepare and then _start, in one frame for a plain answer (and without
-        # the `status` property and `request.method`'s reified first read)
-        if self._eof_sent:  # StreamResponse.prepare's own first tests (aiohttp asks again)
-            return None
-        if self._payload_writer is not None:
-            return self._payload_writer
-        self._must_be_empty_body = must_be_empty_body(request._method, self._status)
-        writer = _head(self, request, len(self._body))  # type: ignore[arg-type]
-        if writer is None:
-            return await super()._start(request)
-        await writer.write_headers(f"HTTP/1.1 {self._status} {self._reason}", self._headers)
-        return writer
 
     async def write_eof(self, data: bytes = b"") -> None:
         writer = self._payload_writer
@@ -80,7 +84,7 @@ class Answer(web.Response):
         self._payload_writer = None
 
 
-class EventStream(web.StreamResponse):
+class EventStream(_PreparedInOneFrame):
     """A streamed answer (chunked) whose headers leave with its first chunk: one write, one TCP
     segment less before the client sees the first token (aiohttp's own Response buffers them the
     same way; a plain StreamResponse sends them alone at prepare()). Its head is prepared as
@@ -98,19 +102,6 @@ class EventStream(web.StreamResponse):
         self._headers = headers
         self._status = status
         self._reason = REASON_PHRASES.get(status, "")
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        # as Answer.prepare: StreamResponse.prepare and _start in one frame
-        if self._eof_sent:  # StreamResponse.prepare's own first tests (aiohttp asks again)
-            return None
-        if self._payload_writer is not None:
-            return self._payload_writer
-        self._must_be_empty_body = must_be_empty_body(request._method, self._status)
-        writer = None if hdrs.CONTENT_LENGTH in self._headers else _head(self, request, None)
-        if writer is None:
-            return await super()._start(request)
-        await writer.write_headers(f"HTTP/1.1 {self._status} {self._reason}", self._headers)
-        return writer
 
 
 def _left_behind(resp: web.StreamResponse) -> dict[str, Any]:
@@ -149,16 +140,16 @@ _SAME_AS_AIOHTTP = True  # while the check itself builds its probes
 _SAME_AS_AIOHTTP = _constructors_agree()
 
 
-def _head(
-    resp: web.StreamResponse, request: web.BaseRequest, length: int | None
-) -> AbstractStreamWriter | None:
-    """Response._start, then StreamResponse._prepare_headers, for an HTTP/1.1 answer: a body of
-    `length` bytes, or chunked when None. The same headers in the same order; the caller writes
-    them (a coroutine frame less than `_write_headers`). None, with nothing done, when aiohttp's
-    path would do more than this (the test is here rather than in a function of its own: one
-    frame less per answer)."""
+def _head(resp: web.StreamResponse, request: web.BaseRequest) -> AbstractStreamWriter | None:
+    """Response._start, then StreamResponse._prepare_headers, for an HTTP/1.1 answer: its bytes
+    body (`Answer`), or chunked when it has none (`EventStream`: StreamResponse's `_body` is
+    None). The same headers in the same order; the caller writes them (a coroutine frame less
+    than `_write_headers`). None, with nothing done, when aiohttp's path would do more than this
+    (the test is here rather than in a function of its own: one frame less per answer)."""
+    body = resp._body
     if (
-        resp._must_be_empty_body  # HEAD, 204, 304, 1xx: aiohttp's rules
+        (body is None and hdrs.CONTENT_LENGTH in resp._headers)  # a stream of a given length
+        or resp._must_be_empty_body  # HEAD, 204, 304, 1xx: aiohttp's rules
         or request._version != HttpVersion11  # the `version` property's attribute
         or resp._compression
         or resp._cookies
@@ -174,11 +165,12 @@ def _head(
     resp._req = request
     writer = resp._payload_writer = request._payload_writer
     headers = resp._headers
-    if length is None:
+    if body is None:
         writer.length = None
         writer.enable_chunking()
         headers[hdrs.TRANSFER_ENCODING] = "chunked"
     elif hdrs.CONTENT_LENGTH not in headers:
+        length = len(body)  # type: ignore[arg-type]  # (an Answer's body is bytes)
         headers[hdrs.CONTENT_LENGTH] = str(length)
         writer.length = length
     else:

@@ -51,8 +51,10 @@ _TASK_PER_REQUEST = """\
             try:
                 resp, reset = await task
 """
-_AWAITED_IN_PLACE = """\
+_YIELD = """\
             await asyncio.sleep(0)  # the loop turn the task's first step took (see above)
+"""
+_AWAITED_IN_PLACE = """\
             coro = self._handle_request(request, start, request_handler)
             task = None  # (aiohttp's `del task` below)
             try:
@@ -60,9 +62,13 @@ _AWAITED_IN_PLACE = """\
 """
 
 
-def inline_start() -> Callable[[web_protocol.RequestHandler], Coroutine[Any, Any, None]] | None:
-    """aiohttp's `RequestHandler.start` with the handler awaited in place; None when the installed
-    aiohttp's `start` does not hold the expected statement, or on CPython 3.12+."""
+def inline_start(
+    yield_first: bool = True,
+) -> Callable[[web_protocol.RequestHandler], Coroutine[Any, Any, None]] | None:
+    """aiohttp's `RequestHandler.start` with the handler awaited in place, after a turn of the
+    loop (`yield_first=False`: without it, the variant measured and not kept, which
+    bench/experiments/no_request_task installs); None when the installed aiohttp's `start` does
+    not hold the expected statement, or on CPython 3.12+."""
     if sys.version_info >= (3, 12):
         return None
     source = textwrap.dedent(inspect.getsource(web_protocol.RequestHandler.start))
@@ -70,7 +76,9 @@ def inline_start() -> Callable[[web_protocol.RequestHandler], Coroutine[Any, Any
         return None
     namespace = dict(vars(web_protocol))
     code = compile(
-        source.replace(_TASK_PER_REQUEST, _AWAITED_IN_PLACE), web_protocol.__file__, "exec"
+        source.replace(_TASK_PER_REQUEST, (_YIELD if yield_first else "") + _AWAITED_IN_PLACE),
+        web_protocol.__file__,
+        "exec",
     )
     exec(code, namespace)  # aiohttp's own source, one statement changed (see above)
     start: Callable[[web_protocol.RequestHandler], Coroutine[Any, Any, None]] = namespace["start"]

@@ -298,11 +298,7 @@ class Limiter:
                 # tuple.__new__: a NamedTuple's own constructor is a Python-level function
                 charges.append(_new(Charge, (rule.key, True, rule.limit, tokens, 0.0)))
             else:
-                last = _periods.get(rule.measure)  # _period's own test, inline (the usual)
-                if last is not None and last[0] <= now < last[1]:
-                    period, end = last[2], last[1]
-                else:
-                    period, end = _period(rule.measure, now)
+                period, end = _period(rule.measure, now)
                 key = f"{rule.key}:{period}"
                 charges.append(_new(Charge, (key, False, rule.limit, nano, end)))
         slot = _floor(now * WINDOW_SLOTS / self.minute_s)  # the window slot of `now`
@@ -410,12 +406,7 @@ class Limiter:
             # until the oldest counted slot leaves the window and frees what it holds
             oldest = outcome.oldest[best]
             reset = 0.0 if oldest < 0 else (oldest + WINDOW_SLOTS) * self.slot_s - now
-            if reset <= 0:
-                headers[reset_name] = "0ms"
-            elif 1 <= reset < 60:  # duration's usual case, inline
-                headers[reset_name] = f"{reset:.1f}".removesuffix(".0") + "s"
-            else:
-                headers[reset_name] = duration(reset)
+            headers[reset_name] = duration(reset)  # (0ms once it is past)
         return headers
 
     # ------------------------------------------------------------ settlement

@@ -229,11 +229,13 @@ _BUDGET_GRACE_MS = (
 _SETTLE_AFTER_S = 0.05  # corrections wait at most this long for a check to ride along with
 
 
-# How long a budget key lives (ms): until its period ends, and a day more:
-#     max(1, round((charge.period_end - now) * 1000)) + _BUDGET_GRACE_MS
-# written inline where a call formats a budget's check or correction (a function is a frame per
-# charge).
 _new = tuple.__new__
+
+
+def _budget_ttl_ms(period_end: float, now: float) -> int:
+    """How long a budget key lives (ms): until its period ends, and a day more (a call formats
+    each budget counter once, for its check or its correction)."""
+    return max(1, round((period_end - now) * 1000)) + _BUDGET_GRACE_MS
 
 
 class RedisBackend:
@@ -406,8 +408,7 @@ class RedisBackend:
             if window:
                 words.append(f"{at} w {slot} {delta} 0")
             else:
-                ttl = max(1, round((end - now) * 1000)) + _BUDGET_GRACE_MS
-                words.append(f"{at} b {slot} {delta} {ttl}")
+                words.append(f"{at} b {slot} {delta} {_budget_ttl_ms(end, now)}")
         # the counters the checks name, each once: key -> (limit, its number as text)
         counters: dict[str, tuple[int, str]] = {}
         counter_words: list[str] = []
@@ -424,8 +425,7 @@ class RedisBackend:
                     if window:
                         counter_words.append(f"{at} w {limit} 0")
                     else:
-                        ttl = max(1, round((end - now) * 1000)) + _BUDGET_GRACE_MS
-                        counter_words.append(f"{at} b {limit} {ttl}")
+                        counter_words.append(f"{at} b {limit} {_budget_ttl_ms(end, now)}")
                     counter = counters[key] = (limit, str(len(counter_words)))
                 request_words.append(f"{counter[1]} {cost}")
         words.append(str(len(counter_words)))
