@@ -66,3 +66,23 @@ def test_a_fallback_strategy_fields_and_load_balancers_are_built_per_answer() ->
     plan = plan_request(served.index, state, carol, lb, RequestFacts())
     served.routing_fields(lb, plan, plan.candidates[0], plan.candidates[0], None)
     assert all(key[0] != lb.key for key in served.fields)
+
+
+def test_strategy_fields_sit_where_routing_fields_puts_them_request_after_request() -> None:
+    served = _served()
+    carol = served.index.callers["carol"]
+    state = RoutingState()
+    pool = resolve(served.index, carol, "collection/pool").route
+    seen = set()
+    for _ in range(4):  # the counts move every request; the route's part is built once
+        plan = plan_request(served.index, state, carol, pool, RequestFacts())
+        first = plan.candidates[0]
+        got = served.routing_fields(pool, plan, first, first, None)
+        fresh = routing_fields(pool, plan, first, first, None, served.sha)
+        assert list(got.items()) == list(fresh.items())  # the same fields in the same order
+        assert list(got)[-1] == "_routing_table" and "_usage_at_selection" in got
+        seen.add((got["_selected_model"], got["_usage_at_selection"]))
+    assert len(seen) == 4  # each answer its own counts, not a cached copy of the first
+    # the route's part is kept per (route, model), without the per-request fields
+    heads = [h for (key, _), h in served.field_heads.items() if key == pool.key]
+    assert heads and all("_usage_at_selection" not in h for h in heads)

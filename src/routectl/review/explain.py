@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -184,7 +183,7 @@ def _explain_route(
 ) -> dict[str, Any]:
     route = resolution.route
     if route.collection is None or route.collection.affinity is None:
-        facts = replace(facts, affinity_hash=None)  # a key means nothing without affinity
+        facts = facts._replace(affinity_hash=None)  # a key means nothing without affinity
     plan = plan_request(index, state, caller, route, facts, commit=False)
     out["resolution"] = {
         "rule": _RULES[resolution.rule],

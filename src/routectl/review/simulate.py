@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from routectl.review.access import index_for
 from routectl.review.explain import simulated_environ
@@ -89,7 +89,7 @@ def simulate(
     for m in route.members:
         result.members[m.key] = MemberStats(m.model)
     # session keys (a collection with affinity): request i carries `session-(i mod N)`
-    keyed = [replace(facts, affinity_hash=key_hash(f"session-{k}")) for k in range(affinity_keys)]
+    keyed = [facts._replace(affinity_hash=key_hash(f"session-{k}")) for k in range(affinity_keys)]
     for i in range(requests):
         now = _T0 + i / rps
         plan = plan_request(

@@ -37,6 +37,7 @@ log = logging.getLogger("routectl.runtime")
 
 # request-level timeouts come from clients: their ClientTimeouts are built per request beyond this
 _MAX_TIMEOUTS = 1024
+_TABLE_FIELD = "_routing_table"  # routing_fields puts it last
 
 
 def _timeout(ms: int) -> aiohttp.ClientTimeout:
@@ -58,6 +59,7 @@ class ServedTable:
         "answer_headers",
         "dialects",
         "endpoints",
+        "field_heads",
         "fields",
         "index",
         "limited",
@@ -91,6 +93,8 @@ class ServedTable:
         self.models_bodies: dict[str, bytes] = {}
         self.answer_headers: dict[tuple[str, str], CIMultiDictProxy[str]] = {}
         self.fields: dict[tuple[str, str], dict[str, Any]] = {}
+        # the same without the table's field, for answers with strategy fields between the two
+        self.field_heads: dict[tuple[str, str], dict[str, Any]] = {}
         # bounded by the table: its connections and models, and the formats the code knows
         self.native: dict[tuple[str, str, str], bool] = {}
         # the table's own timeouts, built once; request overrides add up to _MAX_TIMEOUTS
@@ -109,9 +113,17 @@ class ServedTable:
         fallback they depend on the route and the model alone: built once per (route, model) and
         shared, so read only. A request-level load balancer's route is the client's own list of
         models, so it is never cached (the cache stays bounded by the table)."""
-        if plan.info or used is not first or route.kind == "load_balancer":
+        if used is not first or route.kind == "load_balancer":
             return routing_fields(route, plan, used, first, reason, self.sha)
         key = (route.key, used.model_id)
+        info = plan.info
+        if info:  # least_used's counts: new every request, between the route's and the table's
+            head = self.field_heads.get(key)
+            if head is None:
+                full = routing_fields(route, plan, used, first, None, self.sha)
+                head = {k: v for k, v in full.items() if k not in info and k != _TABLE_FIELD}
+                self.field_heads[key] = head
+            return {**head, **info, _TABLE_FIELD: self.sha}  # routing_fields' order
         found = self.fields.get(key)
         if found is None:
             found = self.fields[key] = routing_fields(route, plan, used, first, None, self.sha)
