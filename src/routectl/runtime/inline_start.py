@@ -13,7 +13,10 @@ handling) is the installed aiohttp's. The replacement yields one turn of the loo
 handler's coroutine in place: no task, no wake-up at its end. The yield is kept on purpose:
 without it the handlers of a burst of new connections all ran in the turn that woke their
 connections, and the tail of the first second after an idle spell grew (p99 at c=64 38-52 ms
-against 14-27; docs/performance.md, issue 16, phase 3 evening).
+against 14-27; docs/performance.md, issue 16, phase 3 evening): under load, requests already
+being served go before a new one starts. It is taken only then: while no other handler of the
+process runs (a lone client, an idle server) there is nobody to go first, and the turn would
+cost a poll of the loop and a task step for nothing (`IN_FLIGHT` counts the running handlers).
 
 What changes for a handler: it runs in the connection's task and context. Cancellation is the
 same (a client that goes away cancels that task, `handler_cancellation`, and with it the
@@ -34,7 +37,7 @@ from typing import Any
 
 from aiohttp import web_protocol
 
-__all__ = ["inline_start"]
+__all__ = ["IN_FLIGHT", "inline_start"]
 
 # aiohttp 3.14's statement (the only place `start` makes a task), and what replaces it
 _TASK_PER_REQUEST = """\
@@ -52,22 +55,30 @@ _TASK_PER_REQUEST = """\
                 resp, reset = await task
 """
 _YIELD = """\
-            await asyncio.sleep(0)  # the loop turn the task's first step took (see above)
+            if _IN_FLIGHT[0]:  # another request is being served: its turn first (see above)
+                await asyncio.sleep(0)  # the loop turn the task's first step took
 """
 _AWAITED_IN_PLACE = """\
             coro = self._handle_request(request, start, request_handler)
             task = None  # (aiohttp's `del task` below)
             try:
-                resp, reset = await coro
+                _IN_FLIGHT[0] += 1
+                try:
+                    resp, reset = await coro
+                finally:
+                    _IN_FLIGHT[0] -= 1
 """
+
+# how many handlers of this process the rewritten loops are running (one event loop per process)
+IN_FLIGHT = [0]
 
 
 def inline_start(
     yield_first: bool = True,
 ) -> Callable[[web_protocol.RequestHandler], Coroutine[Any, Any, None]] | None:
     """aiohttp's `RequestHandler.start` with the handler awaited in place, after a turn of the
-    loop (`yield_first=False`: without it, the variant measured and not kept, which
-    bench/experiments/no_request_task installs); None when the installed aiohttp's `start` does
+    loop when another request is being served (`yield_first=False`: never, the variant measured
+    and not kept, which bench/experiments/no_request_task installs); None when the installed aiohttp's `start` does
     not hold the expected statement, or on CPython 3.12+."""
     if sys.version_info >= (3, 12):
         return None
@@ -75,6 +86,7 @@ def inline_start(
     if source.count(_TASK_PER_REQUEST) != 1:
         return None
     namespace = dict(vars(web_protocol))
+    namespace["_IN_FLIGHT"] = IN_FLIGHT
     code = compile(
         source.replace(_TASK_PER_REQUEST, (_YIELD if yield_first else "") + _AWAITED_IN_PLACE),
         web_protocol.__file__,
