@@ -49,7 +49,9 @@ class Transport:
         self.limits = limits or Limits()
         self._ssl = ssl_context
         self._pool: Pool | None = None
-        self._targets: dict[URL, _Target] = {}
+        # id(url) -> (url, its target): an int key, not the URL (yarl's __hash__ is a
+        # Python-level call per request); the URL is kept so its id stays its own
+        self._targets: dict[int, tuple[URL, _Target]] = {}
         # id(headers) -> (headers, their encoded lines): the view is kept so its id stays its own
         self._blocks: dict[int, tuple[object, bytes]] = {}
         self.closed = False
@@ -69,7 +71,11 @@ class Transport:
         never followed, whatever `allow_redirects` says (accepted for ClientSession's shape)."""
         if self.closed:
             raise UpstreamConnectError("the upstream client is closed")
-        target = self._targets.get(url) or self._target(url)
+        found_target = self._targets.get(id(url))
+        if found_target is not None and found_target[0] is url:
+            target = found_target[1]
+        else:
+            target = self._target(url)
         # _block's cache read inline (the endpoints' headers are always found there)
         found = self._blocks.get(id(headers))
         block = found[1] if found is not None and found[0] is headers else self._block(headers)
@@ -131,8 +137,9 @@ class Transport:
         path = url.raw_path_qs or "/"
         prefix = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
         target = _Target((scheme, host, port), host, port, scheme == "https", prefix)
-        if len(self._targets) < _MAX_CACHED_BLOCKS:
-            self._targets[url] = target
+        if len(self._targets) >= _MAX_CACHED_BLOCKS:
+            self._targets.clear()
+        self._targets[id(url)] = (url, target)
         return target
 
     def _block(self, headers: Mapping[str, str]) -> bytes:
