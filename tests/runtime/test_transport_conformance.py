@@ -650,6 +650,32 @@ async def test_repeated_headers_are_all_kept(client: Transport) -> None:
         await server.close()
 
 
+@pytest.mark.parametrize(
+    ("header", "media_type"),
+    [
+        (b"Content-Type: text/event-stream\r\n", "text/event-stream"),
+        (b"content-type: Text/Event-Stream ; charset=utf-8\r\n", "text/event-stream"),
+        (b"X-Other: 1\r\n", "application/octet-stream"),  # none: aiohttp's default too
+    ],
+)
+async def test_the_content_type_is_its_media_type_as_aiohttp_gives_it(
+    client: Transport, header: bytes, media_type: str
+) -> None:
+    server = await serve(lambda r, w, s: _once(r, w, s, response(headers=header)))
+    try:
+        reply = await client.post(URL(server.url), data=BODY, headers=HEADERS, timeout=TIMEOUT)
+        assert reply.content_type == media_type
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(server.url, data=BODY) as theirs,
+        ):
+            assert theirs.content_type == media_type  # the same answer, read by aiohttp
+        await reply.read()
+        reply.release()
+    finally:
+        await server.close()
+
+
 async def test_folded_header_is_refused(client: Transport) -> None:
     # RFC 9112 §5.2: a gateway rejects obs-fold (answers 502) or unfolds it; this client rejects
     folded = b"X-Folded: one\r\n two\r\n"

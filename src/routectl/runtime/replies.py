@@ -11,7 +11,6 @@ __all__ = [
     "AUTH_STATUSES",
     "TooLarge",
     "event_bound",
-    "is_event_stream",
     "is_redirect",
     "read_limited",
 ]
@@ -24,12 +23,6 @@ AUTH_STATUSES = frozenset((401, 403))
 
 class TooLarge(Exception):
     """A reply (or one event of a stream) past the response limit."""
-
-
-def is_event_stream(content_type: str) -> bool:
-    """A streamed answer must be server-sent events: a 200 of another type (a proxy's HTML
-    page, a JSON answer that ignored `stream`) is no answer to relay as a stream."""
-    return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
 def is_redirect(status: int) -> bool:

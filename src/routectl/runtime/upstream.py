@@ -33,7 +33,6 @@ from routectl.runtime.replies import (
     AUTH_STATUSES,
     TooLarge,
     event_bound,
-    is_event_stream,
     read_limited,
 )
 from routectl.runtime.request import Call
@@ -300,8 +299,10 @@ class _Forwarder:
                     native,
                 )
             if call.stream:
-                if not is_event_stream(reply.headers.get("Content-Type", "")):
-                    raise _bad_reply("invalid_stream")  # an HTML page is no stream of events
+                # a streamed answer must be server-sent events: a 200 of another type (a proxy's
+                # HTML page, a JSON answer that ignored `stream`) is no answer to relay as one
+                if reply.content_type != _SSE:  # the parsed media type: no header decoding
+                    raise _bad_reply("invalid_stream")
                 if native:
                     translate = call.format.relay(call, cand.model_id)
                 else:
@@ -375,12 +376,9 @@ class _Forwarder:
         if not chunk:
             raise _Failure("connect_error")
         self._measured(cand, time.perf_counter() - started)
-        ctype = (
-            _SSE if translate is not None else reply.headers.get("Content-Type", _SSE).split(";")[0]
-        )
-        headers = _chosen_headers(
-            self.served, self.rid, cand, ctype or _SSE, self.call.format.id_header
-        )
+        # text/event-stream: what the caller checked the upstream answered (and a translation
+        # writes)
+        headers = _chosen_headers(self.served, self.rid, cand, _SSE, self.call.format.id_header)
         headers["Cache-Control"] = "no-cache"
         extra = self.request._state.get(ANSWER_HEADERS)
         if extra:

@@ -145,6 +145,12 @@ class Reply(Protocol):
         ...
 
     @property
+    def content_type(self) -> str:
+        """The Content-Type's media type, lowercased, without its parameters;
+        "application/octet-stream" without one (as aiohttp's ClientResponse says)."""
+        ...
+
+    @property
     def content(self) -> Body:
         """The body, chunk by chunk (streams)."""
         ...

@@ -270,13 +270,14 @@ class _Chunks:
 class LocalReply:
     """A 200 answer made in the process, read like an aiohttp ClientResponse."""
 
-    __slots__ = ("content", "content_length", "headers", "status")
+    __slots__ = ("content", "content_length", "content_type", "headers", "status")
 
     def __init__(self, chunks: list[bytes], headers: CIMultiDictProxy[str]) -> None:
         self.status = 200
         self.headers = headers
         self.content = _Chunks(chunks)
         self.content_length: int | None = None  # as a chunked answer
+        self.content_type = headers["Content-Type"]  # (the dialect's own, a bare media type)
 
     async def read(self) -> bytes:
         body = b"".join(self.content._chunks)

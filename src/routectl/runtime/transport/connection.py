@@ -138,6 +138,8 @@ class Connection(asyncio.Protocol):
                 length = int(value)
             elif lower == b"transfer-encoding" and value.lower().find(b"chunked") >= 0:
                 until_close = False
+            elif lower == b"content-type":  # its media type (parameters and case dropped)
+                reply.content_type = value.partition(b";")[0].strip().lower().decode("latin-1")
         if length is not None:
             reply.content_length = length
         elif until_close is None and status not in (204, 304):

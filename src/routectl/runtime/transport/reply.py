@@ -13,6 +13,8 @@ from routectl.runtime.transport.errors import ResponseTooLarge
 
 __all__ = ["TransportReply"]
 
+_NO_CONTENT_TYPE = "application/octet-stream"  # RFC 9110's default, and aiohttp's
+
 
 class TransportReply:
     """One exchange's answer. The connection fills it; the reader drains it.
@@ -28,6 +30,7 @@ class TransportReply:
         "chunks",
         "conn",
         "content_length",
+        "content_type",
         "done",
         "error",
         "headers_done",
@@ -52,6 +55,9 @@ class TransportReply:
         self.buffered = 0  # bytes in `chunks`
         self.received = 0  # body bytes so far
         self.content_length: int | None = None  # Content-Length, when given (as aiohttp names it)
+        # the media type, as aiohttp's ClientResponse.content_type gives it: a stream's check
+        # reads it without decoding every header into a multidict
+        self.content_type = _NO_CONTENT_TYPE
         self.until_close = False
         self.headers_done = False
         self.done = False  # the whole message is parsed
