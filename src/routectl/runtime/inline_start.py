@@ -78,8 +78,8 @@ def inline_start(
 ) -> Callable[[web_protocol.RequestHandler], Coroutine[Any, Any, None]] | None:
     """aiohttp's `RequestHandler.start` with the handler awaited in place, after a turn of the
     loop when another request is being served (`yield_first=False`: never, the variant measured
-    and not kept, which bench/experiments/no_request_task installs); None when the installed aiohttp's `start` does
-    not hold the expected statement, or on CPython 3.12+."""
+    and not kept, which bench/experiments/no_request_task installs); None when the installed
+    aiohttp's `start` does not hold the expected statement, or on CPython 3.12+."""
     if sys.version_info >= (3, 12):
         return None
     source = textwrap.dedent(inspect.getsource(web_protocol.RequestHandler.start))
