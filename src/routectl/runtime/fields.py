@@ -7,19 +7,28 @@ from typing import Any
 from routectl.runtime.plan import Candidate, RoutePlan
 from routectl.runtime.routes import Route
 
-__all__ = ["routing_fields"]
+__all__ = ["TABLE_FIELD", "route_fields", "routing_fields"]
+
+TABLE_FIELD = "_routing_table"  # always the last field
 
 
-def routing_fields(
-    route: Route, plan: RoutePlan, used: Candidate, first: Candidate, reason: str | None, sha: str
-) -> dict[str, Any]:
-    """The `_...` metadata fields of a routed response (SPEC's Responses table)."""
+def route_fields(route: Route, model_id: str) -> dict[str, Any]:
+    """The fields that depend on the route and the model alone: the first of every answer's."""
     fields: dict[str, Any] = {}
     if route.kind == "collection":
         fields["_collection_routed"] = True
         fields["_collection_name"] = route.collection.name if route.collection else ""
         fields["_routing_strategy"] = route.strategy
-    fields["_selected_model"] = used.model_id
+    fields["_selected_model"] = model_id
+    return fields
+
+
+def routing_fields(
+    route: Route, plan: RoutePlan, used: Candidate, first: Candidate, reason: str | None, sha: str
+) -> dict[str, Any]:
+    """The `_...` metadata fields of a routed response (SPEC's Responses table): the route's,
+    the strategy's, a fallback's, then the table's."""
+    fields = route_fields(route, used.model_id)
     if plan.info:
         fields.update(plan.info)
         if used is not first and "_model_alternatives" in plan.info:
@@ -28,7 +37,7 @@ def routing_fields(
         fields["_fallback_used"] = True
         fields["_fallback_reason"] = reason
         fields["_original_selection"] = first.model_id
-    fields["_routing_table"] = sha
+    fields[TABLE_FIELD] = sha
     return fields
 
 

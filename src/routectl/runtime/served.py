@@ -18,7 +18,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from routectl.runtime.accesslog import AccessLog
 from routectl.runtime.dialects import DIALECTS, Dialect, Endpoint, UpstreamSession
-from routectl.runtime.fields import routing_fields
+from routectl.runtime.fields import TABLE_FIELD, route_fields, routing_fields
 from routectl.runtime.index import TableIndex
 from routectl.runtime.metrics import Metrics
 from routectl.runtime.options import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES
@@ -37,7 +37,6 @@ log = logging.getLogger("routectl.runtime")
 
 # request-level timeouts come from clients: their ClientTimeouts are built per request beyond this
 _MAX_TIMEOUTS = 1024
-_TABLE_FIELD = "_routing_table"  # routing_fields puts it last
 
 
 def _timeout(ms: int) -> aiohttp.ClientTimeout:
@@ -93,7 +92,7 @@ class ServedTable:
         self.models_bodies: dict[str, bytes] = {}
         self.answer_headers: dict[tuple[str, str], CIMultiDictProxy[str]] = {}
         self.fields: dict[tuple[str, str], dict[str, Any]] = {}
-        # the same without the table's field, for answers with strategy fields between the two
+        # the route's own fields (fields.route_fields), for answers with strategy fields after them
         self.field_heads: dict[tuple[str, str], dict[str, Any]] = {}
         # bounded by the table: its connections and models, and the formats the code knows
         self.native: dict[tuple[str, str, str], bool] = {}
@@ -120,10 +119,8 @@ class ServedTable:
         if info:  # least_used's counts: new every request, between the route's and the table's
             head = self.field_heads.get(key)
             if head is None:
-                full = routing_fields(route, plan, used, first, None, self.sha)
-                head = {k: v for k, v in full.items() if k not in info and k != _TABLE_FIELD}
-                self.field_heads[key] = head
-            return {**head, **info, _TABLE_FIELD: self.sha}  # routing_fields' order
+                head = self.field_heads[key] = route_fields(route, used.model_id)
+            return {**head, **info, TABLE_FIELD: self.sha}  # routing_fields' order
         found = self.fields.get(key)
         if found is None:
             found = self.fields[key] = routing_fields(route, plan, used, first, None, self.sha)
