@@ -54,7 +54,7 @@ class Rung:
     model: str = "fake/gpt-4o-mini"
 
 
-def _rungs(upstream: str, table: Path) -> list[Rung]:
+def _rungs(upstream: str, table: Path, model: str) -> list[Rung]:
     py = sys.executable
     up_key = {"Authorization": f"Bearer {targets.UPSTREAM_KEY}"}
     bench_key = {"Authorization": f"Bearer {targets.BENCH_KEY}"}
@@ -92,8 +92,15 @@ def _rungs(upstream: str, table: Path) -> list[Rung]:
             routectl("--upstream-client", "aiohttp"),
             "/readyz",
             bench_key,
+            model,
         ),
-        Rung("routectl, lean client", routectl("--upstream-client", "lean"), "/readyz", bench_key),
+        Rung(
+            "routectl, lean client",
+            routectl("--upstream-client", "lean"),
+            "/readyz",
+            bench_key,
+            model,
+        ),
     ]
 
 
@@ -165,7 +172,7 @@ def ladder(args: argparse.Namespace, work: Path) -> list[str]:
         table = targets.compile_config(config, work / "generated")
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
             os.sched_setaffinity(0, {1})  # the driver beside the upstream, off the server's CPU
-        for rung in _rungs(upstream, table):
+        for rung in _rungs(upstream, table, args.model):
             if args.only and not any(o in rung.label for o in args.only):
                 continue
             if STREAM and rung.label.startswith("aiohttp"):  # they answer JSON only
@@ -222,6 +229,11 @@ def main() -> int:
     parser.add_argument("--skip-ladder", action="store_true")
     parser.add_argument("--skip-stages", action="store_true")
     parser.add_argument("--stream", action="store_true", help="SSE requests in the ladder")
+    parser.add_argument(
+        "--model",
+        default="fake/gpt-4o-mini",
+        help="what routectl's rungs are asked for (e.g. collection/bench-rr, collection/bench-lu)",
+    )
     args = parser.parse_args()
     global STREAM
     STREAM = args.stream
